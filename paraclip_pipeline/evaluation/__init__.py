@@ -1,0 +1,1 @@
+"""Benchmarks (STS, paraphrased retrieval, ARO, zero-shot retrieval) and report rendering."""

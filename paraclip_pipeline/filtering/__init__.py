@@ -1,0 +1,1 @@
+"""Filter rules as versioned data, and their application to paraphrase pairs."""

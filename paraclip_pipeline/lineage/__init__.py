@@ -1,0 +1,1 @@
+"""Checkpoint manifests and the lineage query from a checkpoint back to source captions."""

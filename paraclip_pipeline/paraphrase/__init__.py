@@ -1,0 +1,1 @@
+"""Two-step paraphrasing: prompts, LLM backends, answer hygiene and the content-addressed cache."""

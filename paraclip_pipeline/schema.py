@@ -1,0 +1,87 @@
+"""Column names and Arrow schemas of the tables that flow between assets.
+
+Every table keeps ``caption_id`` so DuckDB can join any output back to its source
+row, and a checkpoint manifest can name the exact rows it was trained on.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+CAPTION_ID = "caption_id"
+SHARD = "shard"
+SOURCE_ROW = "source_row"
+SAMPLE_ID = "sample_id"
+TEXT = "text"
+URL = "url"
+NSFW = "nsfw"
+IMAGE_PATH = "image_path"
+IMAGE_EMBEDDING = "image_embedding"
+IMAGE_EMBEDDING_MODEL = "image_embedding_model"
+INPUT_ISSUE = "input_issue"  # null when the caption is usable, else why not (kept, never dropped)
+
+PARAPHRASE_1 = "paraphrase_1"
+STATUS_1 = "status_1"
+PARAPHRASE_2 = "paraphrase_2"
+STATUS_2 = "status_2"
+
+SPLIT = "split"  # "train" or "heldout", a deterministic function of caption_id
+REJECTED_BY = "rejected_by"  # name of the first filter rule that rejected a row
+HAS_IMAGE = "has_image"
+
+# Paraphrase outcome per row; a row always ends in exactly one of these.
+PARAPHRASE_STATUSES = ("ok", "refused", "empty", "echo", "error", "skipped")
+
+RAW_CAPTIONS_SCHEMA = pa.schema(
+    [
+        pa.field(CAPTION_ID, pa.string(), nullable=False),
+        pa.field(SHARD, pa.string(), nullable=False),
+        pa.field(SOURCE_ROW, pa.int64(), nullable=False),
+        pa.field(SAMPLE_ID, pa.string()),
+        pa.field(TEXT, pa.string(), nullable=False),
+        pa.field(URL, pa.string()),
+        pa.field(NSFW, pa.string()),
+        pa.field(IMAGE_PATH, pa.string()),
+        pa.field(IMAGE_EMBEDDING, pa.list_(pa.float32())),
+        pa.field(IMAGE_EMBEDDING_MODEL, pa.string()),
+        pa.field(INPUT_ISSUE, pa.string()),
+    ]
+)
+
+STAGE1_SCHEMA = pa.schema(
+    [
+        pa.field(CAPTION_ID, pa.string(), nullable=False),
+        pa.field(SHARD, pa.string(), nullable=False),
+        pa.field(TEXT, pa.string(), nullable=False),
+        pa.field(PARAPHRASE_1, pa.string()),
+        pa.field(STATUS_1, pa.string(), nullable=False),
+    ]
+)
+
+STAGE2_SCHEMA = pa.schema(
+    [
+        *STAGE1_SCHEMA,
+        pa.field(PARAPHRASE_2, pa.string()),
+        pa.field(STATUS_2, pa.string(), nullable=False),
+    ]
+)
+
+FILTERED_PAIRS_SCHEMA = pa.schema(
+    [
+        pa.field(CAPTION_ID, pa.string(), nullable=False),
+        pa.field(SHARD, pa.string(), nullable=False),
+        pa.field(TEXT, pa.string(), nullable=False),
+        pa.field(PARAPHRASE_1, pa.string(), nullable=False),
+        pa.field(PARAPHRASE_2, pa.string(), nullable=False),
+        pa.field(SPLIT, pa.string(), nullable=False),
+    ]
+)
+
+IMAGE_EMBEDDINGS_SCHEMA = pa.schema(
+    [
+        pa.field(CAPTION_ID, pa.string(), nullable=False),
+        pa.field(HAS_IMAGE, pa.bool_(), nullable=False),
+        pa.field(IMAGE_EMBEDDING, pa.list_(pa.float32())),
+        pa.field(IMAGE_EMBEDDING_MODEL, pa.string()),
+    ]
+)

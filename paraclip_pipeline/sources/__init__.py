@@ -1,0 +1,1 @@
+"""Caption shard readers: LAION Parquet, JSONL and the two-file format, normalised to one schema."""
