@@ -101,3 +101,18 @@ def sha256_file(path: Path, chunk_size: int = 1 << 20) -> str:
         while chunk := handle.read(chunk_size):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def table_fingerprint(table: pa.Table) -> str:
+    """Content hash of an Arrow table, independent of chunking and file encoding.
+
+    Used as the Dagster data version of per-shard tables, so a rerun that produces
+    the same rows does not make anything downstream look stale.
+    """
+    digest = hashlib.sha256()
+    digest.update(table.schema.to_string(show_schema_metadata=False).encode())
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table.combine_chunks())
+    digest.update(sink.getvalue().to_pybytes())
+    return digest.hexdigest()

@@ -1,0 +1,143 @@
+"""Jobs, the new-shard sensor, the nightly refresh schedule and the automation sensor.
+
+All are on by default under ``dagster dev`` so a new shard dropped into the shard
+location flows through the whole graph without anyone clicking.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from paraclip_pipeline.defs.captions import raw_captions
+from paraclip_pipeline.defs.filtering import filtered_pairs, filtered_pairs_code_version
+from paraclip_pipeline.defs.paraphrases import stage1_paraphrases, stage2_paraphrases
+from paraclip_pipeline.defs.partitions import caption_shards
+from paraclip_pipeline.defs.reports import benchmark_report
+from paraclip_pipeline.defs.resources import ShardSourceResource
+from paraclip_pipeline.defs.training import image_embeddings, text_encoder_checkpoint
+from paraclip_pipeline.lineage.event_log import latest_partition_records
+from paraclip_pipeline.settings import Settings
+from paraclip_pipeline.sources.changes import ScanCursor, scan_for_changes
+
+PER_SHARD_ASSETS = [
+    raw_captions,
+    stage1_paraphrases,
+    stage2_paraphrases,
+    filtered_pairs,
+    image_embeddings,
+]
+LLM_TAG = "paraclip/llm_backend"
+
+shard_job = dg.define_asset_job(
+    "shard_job",
+    selection=dg.AssetSelection.assets(*PER_SHARD_ASSETS),
+    partitions_def=caption_shards,
+    tags={LLM_TAG: "default"},
+    description="Every per-shard asset for one caption shard: ingest, paraphrase, filter, embed.",
+)
+training_job = dg.define_asset_job(
+    "training_job",
+    selection=dg.AssetSelection.assets(text_encoder_checkpoint, benchmark_report),
+    description="Fine-tune the text tower on all filtered shards, then write the report.",
+)
+
+
+@dg.sensor(
+    job=shard_job,
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Registers new caption shards as partitions and runs changed or new shards.",
+)
+def new_shard_sensor(
+    context: dg.SensorEvaluationContext, shard_source: ShardSourceResource
+) -> dg.SensorResult:
+    known = set(context.instance.get_dynamic_partitions(caption_shards.name))
+
+    def recorded_hashes(keys: list[str]) -> dict[str, str | None]:
+        records = latest_partition_records(context.instance, raw_captions.key, keys)
+        return {key: records[key].data_version if key in records else None for key in keys}
+
+    scan = scan_for_changes(
+        shard_source.location,
+        known_keys=known,
+        recorded_hashes=recorded_hashes,
+        cursor=ScanCursor.parse(context.cursor),
+    )
+    for name, reason in scan.rejected:
+        context.log.warning(f"ignoring shard {name!r}: {reason}")
+    new_keys = [shard.key for shard, _ in scan.new]
+    return dg.SensorResult(
+        run_requests=[
+            dg.RunRequest(run_key=f"{shard.key}:{content_hash}", partition_key=shard.key)
+            for shard, content_hash in scan.due
+        ],
+        dynamic_partitions_requests=[caption_shards.build_add_request(new_keys)]
+        if new_keys
+        else [],
+        cursor=scan.cursor.serialize(),
+    )
+
+
+def refresh_requests(instance: dg.DagsterInstance) -> list[dg.RunRequest]:
+    """Shards whose per-shard outputs are missing or stale, and retraining when pairs changed."""
+    shards = instance.get_dynamic_partitions(caption_shards.name)
+    raw = latest_partition_records(instance, raw_captions.key)
+    pairs = latest_partition_records(instance, filtered_pairs.key)
+    embeddings = latest_partition_records(instance, image_embeddings.key)
+    current_rules = filtered_pairs_code_version()
+    requests = []
+    for shard in shards:
+        pair = pairs.get(shard)
+        embedding = embeddings.get(shard)
+        source = raw.get(shard)
+        stale = (
+            pair is None
+            or embedding is None
+            or source is None
+            or pair.code_version != current_rules
+            or pair.storage_id < source.storage_id
+            or embedding.storage_id < source.storage_id
+        )
+        if stale:
+            requests.append(
+                dg.RunRequest(
+                    partition_key=shard,
+                    job_name=shard_job.name,
+                    tags={"paraclip/reason": "refresh"},
+                )
+            )
+    if requests:
+        # The checkpoint's eager condition retrains once these shard runs land.
+        return requests
+    checkpoint = instance.get_latest_materialization_event(text_encoder_checkpoint.key)
+    newest_pairs = max((record.storage_id for record in pairs.values()), default=-1)
+    if pairs and (checkpoint is None or checkpoint.storage_id < newest_pairs):
+        requests.append(
+            dg.RunRequest(job_name=training_job.name, tags={"paraclip/reason": "refresh"})
+        )
+    return requests
+
+
+@dg.schedule(
+    cron_schedule=Settings.from_env().refresh_cron,
+    jobs=[shard_job, training_job],
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Nightly: rebuild missing or stale shards, retrain when filtered pairs changed.",
+)
+def nightly_refresh(
+    context: dg.ScheduleEvaluationContext,
+) -> dg.ScheduleEvaluationResult | dg.SkipReason:
+    requests = refresh_requests(context.instance)
+    if not requests:
+        return dg.SkipReason(
+            "every shard is up to date and the checkpoint is newer than its inputs"
+        )
+    return dg.ScheduleEvaluationResult(run_requests=requests)
+
+
+automation_sensor = dg.AutomationConditionSensorDefinition(
+    "paraclip_automation",
+    target=dg.AssetSelection.all(),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=30,
+)

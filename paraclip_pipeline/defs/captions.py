@@ -1,0 +1,54 @@
+"""raw_captions: one partition per caption shard, normalised to one schema."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from paraclip_pipeline import schema
+from paraclip_pipeline.defs.metadata import table_preview
+from paraclip_pipeline.defs.partitions import caption_shards
+from paraclip_pipeline.defs.resources import ShardSourceResource
+
+CAPTIONS_GROUP = "captions"
+
+
+@dg.asset(
+    partitions_def=caption_shards,
+    group_name=CAPTIONS_GROUP,
+    code_version="raw_captions-v1",
+    kinds={"parquet"},
+    tags={"paraclip/stage": "ingest"},
+)
+def raw_captions(
+    context: dg.AssetExecutionContext, shard_source: ShardSourceResource
+) -> dg.Output[pa.Table]:
+    """Caption rows of one shard (LAION Parquet, JSONL or captions.txt + img_ids.txt).
+
+    The data version is the shard file's content hash, so an unchanged shard never makes
+    anything downstream stale.
+    """
+    from paraclip_pipeline.sources import ShardReadError, read_shard, shard_content_hash
+
+    shard = shard_source.find(context.partition_key)
+    try:
+        table = read_shard(shard)
+    except ShardReadError as error:
+        # A bad shard fails its own partition only, with the reader's message, and no retry:
+        # the same bytes would fail the same way.
+        raise dg.Failure(description=str(error), allow_retries=False) from error
+    issues = table.column(schema.INPUT_ISSUE)
+    flagged = len(table) - pc.sum(pc.is_null(issues)).as_py()
+    return dg.Output(
+        table,
+        data_version=dg.DataVersion(shard_content_hash(shard)),
+        metadata={
+            "rows": len(table),
+            "flagged_rows": int(flagged),
+            "format": shard.format,
+            "source": dg.MetadataValue.path(shard.path),
+            "content_sha256": shard_content_hash(shard),
+            "preview": table_preview(table, [schema.CAPTION_ID, schema.TEXT, schema.INPUT_ISSUE]),
+        },
+    )

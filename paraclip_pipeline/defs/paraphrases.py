@@ -1,0 +1,93 @@
+"""stage1_paraphrases (caption -> T') and stage2_paraphrases (T' -> T''), per shard.
+
+Both steps share the ``llm_backend`` concurrency pool, so a deployment caps how many
+shards hit the LLM at once, and both go through the content-addressed cache, so a
+rerun or a re-materialization after a downstream change makes no LLM calls for rows
+already answered.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import dagster as dg
+import pyarrow as pa
+
+from paraclip_pipeline import schema
+from paraclip_pipeline.defs.metadata import table_preview
+from paraclip_pipeline.defs.partitions import caption_shards
+from paraclip_pipeline.defs.resources import ParaphraserResource, StorageResource
+from paraclip_pipeline.storage import table_fingerprint
+
+PARAPHRASE_GROUP = "paraphrases"
+LLM_POOL = "llm_backend"
+
+
+def _run_stage(
+    context: dg.AssetExecutionContext,
+    rows: pa.Table,
+    stage: Literal[1, 2],
+    paraphraser: ParaphraserResource,
+    storage: StorageResource,
+) -> dg.Output[pa.Table]:
+    from paraclip_pipeline.paraphrase.engine import run_paraphrase_stage
+
+    result = run_paraphrase_stage(
+        rows,
+        stage=stage,
+        config=paraphraser.config(),
+        cache_dir=storage.layout.paraphrase_cache_dir,
+        log=context.log.info,
+    )
+    table = result.table
+    status_column = schema.STATUS_1 if stage == 1 else schema.STATUS_2
+    text_column = schema.PARAPHRASE_1 if stage == 1 else schema.PARAPHRASE_2
+    status_counts = table.column(status_column).value_counts().to_pylist()
+    return dg.Output(
+        table,
+        data_version=dg.DataVersion(table_fingerprint(table)),
+        metadata={
+            **result.stats.as_metadata(),
+            "backend": paraphraser.backend,
+            "model": paraphraser.model or "(default)",
+            **{f"status_{item['values']}": int(item["counts"]) for item in status_counts},
+            "preview": table_preview(table, [schema.TEXT, text_column, status_column]),
+        },
+    )
+
+
+@dg.asset(
+    partitions_def=caption_shards,
+    group_name=PARAPHRASE_GROUP,
+    code_version="stage1-v1",
+    pool=LLM_POOL,
+    kinds={"parquet"},
+    automation_condition=dg.AutomationCondition.eager(),
+)
+def stage1_paraphrases(
+    context: dg.AssetExecutionContext,
+    raw_captions: pa.Table,
+    paraphraser: ParaphraserResource,
+    storage: StorageResource,
+) -> dg.Output[pa.Table]:
+    """Step 1: each caption paraphrased concisely (T'); noisy alt-text becomes plain language."""
+    rows = raw_captions.select([schema.CAPTION_ID, schema.SHARD, schema.TEXT, schema.INPUT_ISSUE])
+    return _run_stage(context, rows, 1, paraphraser, storage)
+
+
+@dg.asset(
+    partitions_def=caption_shards,
+    group_name=PARAPHRASE_GROUP,
+    code_version="stage2-v1",
+    pool=LLM_POOL,
+    kinds={"parquet"},
+    automation_condition=dg.AutomationCondition.eager(),
+)
+def stage2_paraphrases(
+    context: dg.AssetExecutionContext,
+    stage1_paraphrases: pa.Table,
+    paraphraser: ParaphraserResource,
+    storage: StorageResource,
+) -> dg.Output[pa.Table]:
+    """Step 2: T' paraphrased again with new words (T'')."""
+    return _run_stage(context, stage1_paraphrases, 2, paraphraser, storage)

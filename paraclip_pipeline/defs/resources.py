@@ -1,0 +1,147 @@
+"""Dagster resources: thin, config-facing wrappers that build the plain-Python objects.
+
+Each resource is a ConfigurableResource so the launchpad and tests can swap it; the
+objects they build (paraphrase backends, sentence encoder, CLIP model) come from the
+plain modules and know nothing of Dagster.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import dagster as dg
+
+from paraclip_pipeline.settings import Settings
+from paraclip_pipeline.storage import StorageLayout
+
+
+class StorageResource(dg.ConfigurableResource):
+    """The one root under which every output lives."""
+
+    root: str
+
+    @property
+    def layout(self) -> StorageLayout:
+        return StorageLayout(Path(self.root))
+
+
+class ShardSourceResource(dg.ConfigurableResource):
+    """Where caption shards are found (local directory or fsspec URI)."""
+
+    location: str
+
+    def find(self, shard_key: str):
+        from paraclip_pipeline.sources import discover_shards, validate_shard_key
+
+        validate_shard_key(shard_key)
+        for shard in discover_shards(self.location).shards:
+            if shard.key == shard_key:
+                return shard
+        raise dg.Failure(
+            description=f"shard {shard_key!r} is not (or no longer) present in {self.location}",
+            allow_retries=False,
+        )
+
+
+class ParaphraserResource(dg.ConfigurableResource):
+    """The LLM (or offline rewriter) that writes both paraphrasing steps.
+
+    The API key is never part of the config: ``api_key_env`` names the environment
+    variable that holds it, read by the backend at call time.
+    """
+
+    backend: Literal["wordnet", "openai_compatible", "llama_cpp", "transformers"] = "wordnet"
+    model: str = ""
+    base_url: str | None = None
+    api_key_env: str | None = None
+    concurrency: int = 4
+    timeout_s: float = 60.0
+    max_retries: int = 6
+    requests_per_minute: float | None = None
+    temperature: float = 1.0
+    top_p: float = 0.1
+    max_tokens: int = 512
+    chunk_size: int = 64
+
+    def config(self):
+        from paraclip_pipeline.paraphrase.config import ParaphraserConfig
+
+        fields = self.model_dump(exclude_none=True)
+        if not fields.get("model"):
+            fields.pop("model", None)
+        return ParaphraserConfig(**fields)
+
+
+class ClipModelResource(dg.ConfigurableResource):
+    """Which open_clip model profile to fine-tune and evaluate."""
+
+    profile: str = "offline-minilm"
+    device: str = "cpu"
+
+    def load(self, checkpoint: Path | None = None):
+        from paraclip_pipeline.modeling.factory import load_clip
+        from paraclip_pipeline.modeling.profiles import get_profile
+
+        return load_clip(get_profile(self.profile), checkpoint=checkpoint, device=self.device)
+
+
+class SentenceEncoderResource(dg.ConfigurableResource):
+    """Sentence encoder for the meaning-kept filter rule (MiniLM offline by default)."""
+
+    model_dir: str | None = None
+    batch_size: int = 128
+
+    def load(self):
+        from paraclip_pipeline.filtering.semantic import SentenceEncoder
+
+        model_dir = Path(self.model_dir) if self.model_dir else None
+        return SentenceEncoder(model_dir=model_dir, batch_size=self.batch_size)
+
+
+class TrainingResource(dg.ConfigurableResource):
+    """Hyper-parameters from a YAML file (configs as data); ``nproc`` > 1 runs torchrun."""
+
+    config_path: str
+    nproc: int = 1
+
+    def config(self):
+        import yaml
+
+        from paraclip_pipeline.training.config import TrainConfig
+
+        with open(self.config_path, encoding="utf-8") as handle:
+            values = yaml.safe_load(handle) or {}
+        values["nproc"] = self.nproc
+        return TrainConfig(**values)
+
+
+class EvaluationResource(dg.ConfigurableResource):
+    """Benchmark data locations; each benchmark whose data is absent is reported as absent."""
+
+    sts_dir: str | None = None
+    aro_dir: str | None = None
+    coco_dir: str | None = None
+    rank_k: int = 10
+
+
+def default_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
+    from paraclip_pipeline.defs.io import ArrowParquetIOManagerResource
+
+    return {
+        "io_manager": ArrowParquetIOManagerResource(root=str(settings.storage_root)),
+        "storage": StorageResource(root=str(settings.storage_root)),
+        "shard_source": ShardSourceResource(location=settings.shards_location),
+        "paraphraser": ParaphraserResource(
+            backend=dg.EnvVar("PARACLIP_LLM_BACKEND").get_value("wordnet"),  # type: ignore[arg-type]
+            model=dg.EnvVar("PARACLIP_LLM_MODEL").get_value("") or "",
+            base_url=dg.EnvVar("PARACLIP_LLM_BASE_URL").get_value(),
+            api_key_env=dg.EnvVar("PARACLIP_LLM_API_KEY_ENV").get_value(),
+        ),
+        "clip_model": ClipModelResource(profile=settings.model_profile),
+        "sentence_encoder": SentenceEncoderResource(),
+        "training": TrainingResource(config_path=str(settings.train_config_path)),
+        "evaluation": EvaluationResource(
+            sts_dir=str(settings.sts_dir) if settings.sts_dir else None
+        ),
+    }

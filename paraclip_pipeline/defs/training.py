@@ -1,0 +1,216 @@
+"""image_embeddings (frozen tower, once per shard) and text_encoder_checkpoint (all shards)."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from pathlib import Path
+
+import dagster as dg
+import pyarrow as pa
+
+from paraclip_pipeline import schema
+from paraclip_pipeline.defs.metadata import records_table
+from paraclip_pipeline.defs.partitions import caption_shards
+from paraclip_pipeline.defs.resources import ClipModelResource, StorageResource, TrainingResource
+from paraclip_pipeline.lineage.event_log import latest_partition_records
+from paraclip_pipeline.storage import table_fingerprint
+
+MODEL_GROUP = "model"
+ALL_SHARDS = dg.AssetIn(
+    partition_mapping=dg.AllPartitionMapping(),
+    # A shard that failed (bad input) must not block training on the others; the
+    # manifest lists exactly which shards were used.
+    metadata={"allow_missing_partitions": True},
+)
+
+
+@dg.asset(
+    partitions_def=caption_shards,
+    group_name=MODEL_GROUP,
+    code_version="image-embeddings-v1",
+    kinds={"pytorch", "parquet"},
+    automation_condition=dg.AutomationCondition.eager(),
+)
+def image_embeddings(
+    context: dg.AssetExecutionContext, raw_captions: pa.Table, clip_model: ClipModelResource
+) -> dg.Output[pa.Table]:
+    """Frozen image-tower embeddings, computed once per shard and reused by every training run.
+
+    Shards that carry precomputed embeddings (as LAION distributes them) skip the tower.
+    """
+    from paraclip_pipeline.modeling.image_embeddings import compute_image_embeddings
+
+    clip = clip_model.load()
+    table = compute_image_embeddings(raw_captions, clip)
+    with_image = int(sum(table.column(schema.HAS_IMAGE).to_pylist()))
+    return dg.Output(
+        table,
+        data_version=dg.DataVersion(table_fingerprint(table)),
+        metadata={
+            "rows": len(table),
+            "rows_with_image": with_image,
+            "model_id": clip.model_id,
+            "profile": clip_model.profile,
+        },
+    )
+
+
+def _shard_inputs(
+    instance: dg.DagsterInstance, pairs_by_shard: dict[str, pa.Table]
+) -> list[dict[str, object]]:
+    """Per-shard provenance for the manifest (Dagster keeps one pointer for a many-to-one input)."""
+    shards = sorted(pairs_by_shard)
+    pairs_records = latest_partition_records(instance, dg.AssetKey("filtered_pairs"), shards)
+    embedding_records = latest_partition_records(instance, dg.AssetKey("image_embeddings"), shards)
+    inputs: list[dict[str, object]] = []
+    for shard in shards:
+        table = pairs_by_shard[shard]
+        pairs_record = pairs_records.get(shard)
+        embedding_record = embedding_records.get(shard)
+        inputs.append(
+            {
+                "partition": shard,
+                "filtered_pairs_data_version": pairs_record.data_version if pairs_record else None,
+                "filtered_pairs_storage_id": pairs_record.storage_id if pairs_record else None,
+                "filtered_pairs_code_version": pairs_record.code_version if pairs_record else None,
+                "image_embeddings_data_version": (
+                    embedding_record.data_version if embedding_record else None
+                ),
+                "rows": len(table),
+                "train_rows": sum(
+                    1 for split in table.column(schema.SPLIT).to_pylist() if split == "train"
+                ),
+            }
+        )
+    return inputs
+
+
+def _loss_plot_markdown(loss_history: list[dict[str, float]]) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(6, 3.2), dpi=100)
+    steps = [row["step"] for row in loss_history]
+    for term, label in (
+        ("l1", "L1 image-T''"),
+        ("l2", "L2 T-T'"),
+        ("l3", "L3 T'-T''"),
+        ("total", "total"),
+    ):
+        axis.plot(steps, [row[term] for row in loss_history], label=label)
+    axis.set_xlabel("step")
+    axis.set_ylabel("InfoNCE loss")
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    plt.close(figure)
+    encoded = base64.b64encode(buffer.getvalue()).decode()
+    return f"![loss curves](data:image/png;base64,{encoded})"
+
+
+@dg.asset(
+    group_name=MODEL_GROUP,
+    code_version="checkpoint-v1",
+    kinds={"pytorch", "safetensors"},
+    ins={"filtered_pairs": ALL_SHARDS, "image_embeddings": ALL_SHARDS},
+    automation_condition=dg.AutomationCondition.eager(),
+)
+def text_encoder_checkpoint(
+    context: dg.AssetExecutionContext,
+    filtered_pairs: dict[str, pa.Table],
+    image_embeddings: dict[str, pa.Table],
+    clip_model: ClipModelResource,
+    training: TrainingResource,
+    storage: StorageResource,
+) -> dg.MaterializeResult:
+    """Text tower fine-tuned with the three ParaCLIP losses; the image tower stays frozen."""
+    from paraclip_pipeline.modeling.profiles import get_profile
+    from paraclip_pipeline.training.loop import train_text_encoder
+
+    if not filtered_pairs:
+        raise dg.Failure("no filtered_pairs partition is materialized: nothing to train on")
+    inputs = _shard_inputs(context.instance, filtered_pairs)
+    pairs = pa.concat_tables(filtered_pairs[shard] for shard in sorted(filtered_pairs))
+    embeddings = pa.concat_tables(
+        image_embeddings[shard] for shard in sorted(image_embeddings) if shard in filtered_pairs
+    )
+    output_dir = storage.layout.checkpoints_dir / context.run_id
+    config = training.config()
+    profile = get_profile(clip_model.profile)
+    if config.nproc > 1:
+        result = _train_with_torchrun(
+            context, pairs, embeddings, profile, config, output_dir, inputs
+        )
+    else:
+        result = train_text_encoder(
+            pairs,
+            embeddings,
+            profile=profile,
+            config=config,
+            output_dir=output_dir,
+            inputs=inputs,
+            log=context.log.info,
+        )
+    return _checkpoint_result(
+        result.checkpoint_dir, result.manifest, result.metrics, result.loss_history, inputs
+    )
+
+
+def _checkpoint_result(
+    checkpoint_dir: Path,
+    manifest: dict,
+    metrics: dict[str, float],
+    loss_history: list[dict[str, float]],
+    inputs: list[dict[str, object]],
+) -> dg.MaterializeResult:
+    return dg.MaterializeResult(
+        metadata={
+            "checkpoint_dir": dg.MetadataValue.path(str(checkpoint_dir)),
+            "weights_sha256": manifest.get("weights_sha256", ""),
+            "shards": len(inputs),
+            "train_rows": sum(int(item["train_rows"]) for item in inputs),  # type: ignore[call-overload]
+            **{key: float(value) for key, value in metrics.items()},
+            "loss_curves": dg.MetadataValue.md(_loss_plot_markdown(loss_history))
+            if loss_history
+            else "no steps",
+            "lineage": records_table(
+                inputs,
+                [
+                    "partition",
+                    "rows",
+                    "train_rows",
+                    "filtered_pairs_data_version",
+                    "filtered_pairs_storage_id",
+                    "image_embeddings_data_version",
+                ],
+            ),
+            "manifest": dg.MetadataValue.json(json.loads(json.dumps(manifest, default=str))),
+        },
+        data_version=dg.DataVersion(manifest.get("weights_sha256", "")),
+    )
+
+
+def _train_with_torchrun(
+    context: dg.AssetExecutionContext,
+    pairs: pa.Table,
+    embeddings: pa.Table,
+    profile,
+    config,
+    output_dir: Path,
+    inputs: list[dict[str, object]],
+):
+    """Launch ``torchrun --nproc_per_node=N`` through Dagster Pipes; rank 0 reports back."""
+    from paraclip_pipeline.training.distributed import build_torchrun_command, write_job
+    from paraclip_pipeline.training.loop import TrainResult
+
+    job_path = write_job(
+        pairs, embeddings, profile=profile, config=config, output_dir=output_dir, inputs=inputs
+    )
+    client = dg.PipesSubprocessClient()
+    client.run(command=build_torchrun_command(job_path, config.nproc), context=context)
+    return TrainResult.from_checkpoint_dir(output_dir)
