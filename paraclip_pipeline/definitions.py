@@ -1,35 +1,52 @@
 """The one Dagster entry point: ``dagster dev -w workspace.yaml`` loads ``defs`` from here."""
 
+from __future__ import annotations
+
 import dagster as dg
 
 from paraclip_pipeline.defs.automation import (
     automation_sensor,
+    build_nightly_refresh,
     new_shard_sensor,
-    nightly_refresh,
     shard_job,
     training_job,
 )
 from paraclip_pipeline.defs.captions import raw_captions
-from paraclip_pipeline.defs.filtering import filtered_pairs, filtered_pairs_built_with_current_rules
+from paraclip_pipeline.defs.filtering import (
+    build_filtered_pairs,
+    build_rules_current_check,
+    filtered_pairs_code_version,
+)
 from paraclip_pipeline.defs.paraphrases import stage1_paraphrases, stage2_paraphrases
 from paraclip_pipeline.defs.reports import benchmark_report
 from paraclip_pipeline.defs.resources import default_resources
 from paraclip_pipeline.defs.training import image_embeddings, text_encoder_checkpoint
+from paraclip_pipeline.filtering.rules import load_rules
 from paraclip_pipeline.settings import Settings
 
-defs = dg.Definitions(
-    assets=[
-        raw_captions,
-        stage1_paraphrases,
-        stage2_paraphrases,
-        filtered_pairs,
-        image_embeddings,
-        text_encoder_checkpoint,
-        benchmark_report,
-    ],
-    asset_checks=[filtered_pairs_built_with_current_rules],
-    jobs=[shard_job, training_job],
-    sensors=[new_shard_sensor, automation_sensor],
-    schedules=[nightly_refresh],
-    resources=default_resources(Settings.from_env()),
-)
+
+def build_defs(
+    settings: Settings | None = None, resources: dict[str, object] | None = None
+) -> dg.Definitions:
+    """Definitions for one set of settings; tests pass their own settings and resources."""
+    settings = settings or Settings.from_env()
+    code_version = filtered_pairs_code_version(load_rules(settings.filter_rules_path))
+    return dg.Definitions(
+        assets=[
+            raw_captions,
+            stage1_paraphrases,
+            stage2_paraphrases,
+            build_filtered_pairs(settings.filter_rules_path),
+            image_embeddings,
+            text_encoder_checkpoint,
+            benchmark_report,
+        ],
+        asset_checks=[build_rules_current_check(code_version)],
+        jobs=[shard_job, training_job],
+        sensors=[new_shard_sensor, automation_sensor],
+        schedules=[build_nightly_refresh(settings.refresh_cron, code_version)],
+        resources={**default_resources(settings), **(resources or {})},
+    )
+
+
+defs = build_defs()

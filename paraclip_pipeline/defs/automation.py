@@ -9,22 +9,21 @@ from __future__ import annotations
 import dagster as dg
 
 from paraclip_pipeline.defs.captions import raw_captions
-from paraclip_pipeline.defs.filtering import filtered_pairs, filtered_pairs_code_version
 from paraclip_pipeline.defs.paraphrases import stage1_paraphrases, stage2_paraphrases
 from paraclip_pipeline.defs.partitions import caption_shards
 from paraclip_pipeline.defs.reports import benchmark_report
 from paraclip_pipeline.defs.resources import ShardSourceResource
 from paraclip_pipeline.defs.training import image_embeddings, text_encoder_checkpoint
 from paraclip_pipeline.lineage.event_log import latest_partition_records
-from paraclip_pipeline.settings import Settings
 from paraclip_pipeline.sources.changes import ScanCursor, scan_for_changes
 
+FILTERED_PAIRS = dg.AssetKey("filtered_pairs")
 PER_SHARD_ASSETS = [
-    raw_captions,
-    stage1_paraphrases,
-    stage2_paraphrases,
-    filtered_pairs,
-    image_embeddings,
+    raw_captions.key,
+    stage1_paraphrases.key,
+    stage2_paraphrases.key,
+    FILTERED_PAIRS,
+    image_embeddings.key,
 ]
 LLM_TAG = "paraclip/llm_backend"
 
@@ -78,13 +77,14 @@ def new_shard_sensor(
     )
 
 
-def refresh_requests(instance: dg.DagsterInstance) -> list[dg.RunRequest]:
+def refresh_requests(
+    instance: dg.DagsterInstance, filtered_pairs_code_version: str
+) -> list[dg.RunRequest]:
     """Shards whose per-shard outputs are missing or stale, and retraining when pairs changed."""
     shards = instance.get_dynamic_partitions(caption_shards.name)
     raw = latest_partition_records(instance, raw_captions.key)
-    pairs = latest_partition_records(instance, filtered_pairs.key)
+    pairs = latest_partition_records(instance, FILTERED_PAIRS)
     embeddings = latest_partition_records(instance, image_embeddings.key)
-    current_rules = filtered_pairs_code_version()
     requests = []
     for shard in shards:
         pair = pairs.get(shard)
@@ -94,7 +94,7 @@ def refresh_requests(instance: dg.DagsterInstance) -> list[dg.RunRequest]:
             pair is None
             or embedding is None
             or source is None
-            or pair.code_version != current_rules
+            or pair.code_version != filtered_pairs_code_version
             or pair.storage_id < source.storage_id
             or embedding.storage_id < source.storage_id
         )
@@ -118,21 +118,21 @@ def refresh_requests(instance: dg.DagsterInstance) -> list[dg.RunRequest]:
     return requests
 
 
-@dg.schedule(
-    cron_schedule=Settings.from_env().refresh_cron,
-    jobs=[shard_job, training_job],
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Nightly: rebuild missing or stale shards, retrain when filtered pairs changed.",
-)
-def nightly_refresh(
-    context: dg.ScheduleEvaluationContext,
-) -> dg.ScheduleEvaluationResult | dg.SkipReason:
-    requests = refresh_requests(context.instance)
-    if not requests:
-        return dg.SkipReason(
-            "every shard is up to date and the checkpoint is newer than its inputs"
-        )
-    return dg.ScheduleEvaluationResult(run_requests=requests)
+def build_nightly_refresh(cron_schedule: str, filtered_pairs_code_version: str):
+    @dg.schedule(
+        name="nightly_refresh",
+        cron_schedule=cron_schedule,
+        jobs=[shard_job, training_job],
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description="Rebuild missing or stale shards; retrain when filtered pairs changed.",
+    )
+    def nightly_refresh(context: dg.ScheduleEvaluationContext):
+        requests = refresh_requests(context.instance, filtered_pairs_code_version)
+        if not requests:
+            return dg.SkipReason("every shard is up to date and the checkpoint is current")
+        return requests
+
+    return nightly_refresh
 
 
 automation_sensor = dg.AutomationConditionSensorDefinition(

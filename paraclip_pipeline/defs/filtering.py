@@ -7,7 +7,7 @@ paraphrase assets upstream are untouched and the LLM is never called.
 
 from __future__ import annotations
 
-from functools import cache
+from pathlib import Path
 
 import dagster as dg
 import pyarrow as pa
@@ -16,7 +16,9 @@ from paraclip_pipeline import schema
 from paraclip_pipeline.defs.metadata import records_table, table_preview
 from paraclip_pipeline.defs.partitions import caption_shards
 from paraclip_pipeline.defs.resources import SentenceEncoderResource, StorageResource
-from paraclip_pipeline.settings import Settings
+from paraclip_pipeline.filtering.apply import apply_filter_rules
+from paraclip_pipeline.filtering.rules import RuleSet, load_rules
+from paraclip_pipeline.lineage.event_log import stale_code_version_partitions
 from paraclip_pipeline.storage import table_fingerprint, write_parquet_atomic
 
 FILTER_GROUP = "filtering"
@@ -30,82 +32,80 @@ PASS_RATE_CHECK = "pass_rate_within_bounds"
 RULES_CURRENT_CHECK = "built_with_current_rules"
 
 
-@cache
-def _rules():
-    from paraclip_pipeline.filtering.rules import load_rules
-
-    return load_rules(Settings.from_env().filter_rules_path)
-
-
-def filtered_pairs_code_version() -> str:
-    return f"{FILTER_LOGIC_VERSION}-rules-{_rules().content_hash[:16]}"
+def filtered_pairs_code_version(rules: RuleSet) -> str:
+    return f"{FILTER_LOGIC_VERSION}-rules-{rules.content_hash[:16]}"
 
 
 def _blocking(name: str, description: str) -> dg.AssetCheckSpec:
     return dg.AssetCheckSpec(name, asset="filtered_pairs", blocking=True, description=description)
 
 
-@dg.asset(
-    partitions_def=caption_shards,
-    group_name=FILTER_GROUP,
-    code_version=filtered_pairs_code_version(),
-    kinds={"parquet"},
-    automation_condition=dg.AutomationCondition.eager()
-    | dg.AutomationCondition.code_version_changed(),
-    check_specs=[
-        _blocking(SCHEMA_CHECK, "Columns and types are those training reads."),
-        _blocking(NO_NULL_TEXT_CHECK, "No kept row has a null or empty caption or paraphrase."),
-        _blocking(UNIQUE_IDS_CHECK, "caption_id is unique within the partition."),
-        _blocking(PASS_RATE_CHECK, "Share of rows kept lies within the rules file's bounds."),
-    ],
-)
-def filtered_pairs(
-    context: dg.AssetExecutionContext,
-    raw_captions: pa.Table,
-    stage2_paraphrases: pa.Table,
-    sentence_encoder: SentenceEncoderResource,
-    storage: StorageResource,
-):
-    """Pairs that pass the rules in the rules file; rejected rows go to a sibling Parquet."""
-    from paraclip_pipeline.filtering.apply import apply_filter_rules
+def build_filtered_pairs(rules_path: Path) -> dg.AssetsDefinition:
+    """The filtered_pairs asset for one rules file (its hash is in the code version)."""
+    rules = load_rules(rules_path)
 
-    rules = _rules()
-    extra = raw_captions.select([schema.CAPTION_ID, schema.NSFW, schema.INPUT_ISSUE])
-    pairs = stage2_paraphrases.join(extra, schema.CAPTION_ID, join_type="left outer")
-    pairs = pairs.sort_by(schema.CAPTION_ID)
-    encoder = sentence_encoder.load() if rules.needs_encoder else None
-    outcome = apply_filter_rules(pairs, rules, encoder)
-
-    rejected_path = storage.layout.partition_file(REJECTED_ASSET_DIR, context.partition_key)
-    write_parquet_atomic(outcome.rejected, rejected_path)
-
-    kept = outcome.kept
-    yield dg.Output(
-        kept,
-        data_version=dg.DataVersion(table_fingerprint(kept)),
-        metadata={
-            "rows_in": len(pairs),
-            "rows_kept": len(kept),
-            "pass_rate": float(outcome.pass_rate),
-            "rules_hash": rules.content_hash,
-            "rejected_rows_path": dg.MetadataValue.path(str(rejected_path)),
-            "drops_by_rule": records_table(
-                [
-                    {
-                        "rule": name,
-                        "dropped": count,
-                        "examples": " | ".join(outcome.examples.get(name, [])[:3]),
-                    }
-                    for name, count in outcome.drop_counts.items()
-                ],
-                ["rule", "dropped", "examples"],
-            ),
-            "preview": table_preview(
-                kept, [schema.TEXT, schema.PARAPHRASE_1, schema.PARAPHRASE_2, schema.SPLIT]
-            ),
-        },
+    @dg.asset(
+        name="filtered_pairs",
+        partitions_def=caption_shards,
+        group_name=FILTER_GROUP,
+        code_version=filtered_pairs_code_version(rules),
+        kinds={"parquet"},
+        automation_condition=dg.AutomationCondition.eager()
+        | dg.AutomationCondition.code_version_changed(),
+        check_specs=[
+            _blocking(SCHEMA_CHECK, "Columns and types are those training reads."),
+            _blocking(NO_NULL_TEXT_CHECK, "No kept row has a null or empty caption or paraphrase."),
+            _blocking(UNIQUE_IDS_CHECK, "caption_id is unique within the partition."),
+            _blocking(PASS_RATE_CHECK, "Share of rows kept lies within the rules file's bounds."),
+        ],
+        metadata={"rules_file": str(rules_path)},
     )
-    yield from check_filtered_pairs(kept, outcome.pass_rate, rules.pass_rate_bounds)
+    def filtered_pairs(
+        context: dg.AssetExecutionContext,
+        raw_captions: pa.Table,
+        stage2_paraphrases: pa.Table,
+        sentence_encoder: SentenceEncoderResource,
+        storage: StorageResource,
+    ):
+        """Pairs that pass the rules in the rules file; rejected rows go to a sibling Parquet."""
+        extra = raw_captions.select([schema.CAPTION_ID, schema.NSFW, schema.INPUT_ISSUE])
+        pairs = stage2_paraphrases.join(extra, schema.CAPTION_ID, join_type="left outer")
+        pairs = pairs.sort_by(schema.CAPTION_ID)
+        encoder = sentence_encoder.load() if rules.needs_encoder else None
+        outcome = apply_filter_rules(pairs, rules, encoder)
+
+        rejected_path = storage.layout.partition_file(REJECTED_ASSET_DIR, context.partition_key)
+        write_parquet_atomic(outcome.rejected, rejected_path)
+
+        kept = outcome.kept
+        yield dg.Output(
+            kept,
+            data_version=dg.DataVersion(table_fingerprint(kept)),
+            metadata={
+                "rows_in": len(pairs),
+                "rows_kept": len(kept),
+                "pass_rate": float(outcome.pass_rate),
+                "rules_hash": rules.content_hash,
+                "rejected_rows_path": dg.MetadataValue.path(str(rejected_path)),
+                "drops_by_rule": records_table(
+                    [
+                        {
+                            "rule": name,
+                            "dropped": count,
+                            "examples": " | ".join(outcome.examples.get(name, [])[:3]),
+                        }
+                        for name, count in outcome.drop_counts.items()
+                    ],
+                    ["rule", "dropped", "examples"],
+                ),
+                "preview": table_preview(
+                    kept, [schema.TEXT, schema.PARAPHRASE_1, schema.PARAPHRASE_2, schema.SPLIT]
+                ),
+            },
+        )
+        yield from check_filtered_pairs(kept, outcome.pass_rate, rules.pass_rate_bounds)
+
+    return filtered_pairs
 
 
 def check_filtered_pairs(
@@ -156,28 +156,30 @@ def check_filtered_pairs(
     ]
 
 
-@dg.asset_check(
-    asset="filtered_pairs",
-    name=RULES_CURRENT_CHECK,
-    description=(
-        "Lists shards whose filtered_pairs were built with older filter rules. Dagster's "
-        "asset-level 'unsynced' badge ignores partitioned staleness (dagster#22553); this "
-        "check shows it per partition."
-    ),
-)
-def filtered_pairs_built_with_current_rules(
-    context: dg.AssetCheckExecutionContext,
-) -> dg.AssetCheckResult:
-    from paraclip_pipeline.lineage.event_log import stale_code_version_partitions
-
-    current = filtered_pairs_code_version()
-    stale = stale_code_version_partitions(context.instance, dg.AssetKey("filtered_pairs"), current)
-    return dg.AssetCheckResult(
-        passed=not stale,
-        severity=dg.AssetCheckSeverity.WARN,
-        metadata={
-            "current_code_version": current,
-            "stale_partitions": len(stale),
-            "stale_examples": ", ".join(sorted(stale)[:20]) or "none",
-        },
+def build_rules_current_check(code_version: str) -> dg.AssetChecksDefinition:
+    @dg.asset_check(
+        asset="filtered_pairs",
+        name=RULES_CURRENT_CHECK,
+        description=(
+            "Lists shards whose filtered_pairs were built with older filter rules. Dagster's "
+            "asset-level 'unsynced' badge ignores partitioned staleness (dagster#22553); this "
+            "check shows it per partition."
+        ),
     )
+    def filtered_pairs_built_with_current_rules(
+        context: dg.AssetCheckExecutionContext,
+    ) -> dg.AssetCheckResult:
+        stale = stale_code_version_partitions(
+            context.instance, dg.AssetKey("filtered_pairs"), code_version
+        )
+        return dg.AssetCheckResult(
+            passed=not stale,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={
+                "current_code_version": code_version,
+                "stale_partitions": len(stale),
+                "stale_examples": ", ".join(sorted(stale)[:20]) or "none",
+            },
+        )
+
+    return filtered_pairs_built_with_current_rules

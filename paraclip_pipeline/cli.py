@@ -1,0 +1,132 @@
+"""``paraclip``: run the demo, serve the UI, trace a checkpoint back to its captions."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from paraclip_pipeline.settings import REPO_ROOT, Settings
+from paraclip_pipeline.storage import StorageLayout
+
+OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+
+
+def _offline() -> None:
+    for key, value in OFFLINE_ENV.items():
+        os.environ.setdefault(key, value)
+
+
+def run_demo(settings: Settings) -> int:
+    """Materialize the whole graph on every shard found, then train and report."""
+    from dagster import DagsterInstance
+
+    from paraclip_pipeline.instance import prepare_dagster_home
+
+    layout = StorageLayout(settings.storage_root)
+    prepare_dagster_home(layout.dagster_home)
+    from paraclip_pipeline.definitions import defs
+    from paraclip_pipeline.defs.partitions import caption_shards
+    from paraclip_pipeline.sources import discover_shards
+
+    instance = DagsterInstance.get()
+    discovery = discover_shards(settings.shards_location)
+    for name, reason in discovery.rejected:
+        print(f"skipping {name!r}: {reason}")
+    keys = [shard.key for shard in discovery.shards]
+    if not keys:
+        print(f"no caption shards found in {settings.shards_location}", file=sys.stderr)
+        return 2
+    instance.add_dynamic_partitions(caption_shards.name, keys)
+    started = time.perf_counter()
+    shard_job = defs.resolve_job_def("shard_job")
+    failed = []
+    for key in keys:
+        result = shard_job.execute_in_process(
+            partition_key=key, instance=instance, raise_on_error=False
+        )
+        print(f"shard {key}: {'ok' if result.success else 'FAILED'} (run {result.run_id})")
+        if not result.success:
+            failed.append(key)
+    if len(failed) == len(keys):
+        print("every shard failed; see the run logs with `paraclip ui`", file=sys.stderr)
+        return 1
+    training = defs.resolve_job_def("training_job").execute_in_process(
+        instance=instance, raise_on_error=False
+    )
+    if not training.success:
+        print(f"training/report run {training.run_id} failed", file=sys.stderr)
+        return 1
+    report = training.asset_materializations_for_node("benchmark_report")[-1].metadata
+    print(f"\ndemo finished in {time.perf_counter() - started:.0f} s")
+    if failed:
+        print(f"shards that failed (others were used): {', '.join(failed)}")
+    print(f"report:     {report['report_markdown'].value}")
+    print(f"html:       {report['report_html'].value}")
+    print(f"checkpoint: {report['checkpoint_dir'].value}")
+    print(f"dagster UI: paraclip ui  (DAGSTER_HOME={layout.dagster_home})")
+    return 0
+
+
+def run_ui(settings: Settings, host: str, port: int) -> int:
+    from paraclip_pipeline.instance import prepare_dagster_home
+
+    prepare_dagster_home(StorageLayout(settings.storage_root).dagster_home)
+    dagster = Path(sys.executable).with_name("dagster")
+    workspace = REPO_ROOT / "workspace.yaml"
+    command = [str(dagster), "dev", "-w", str(workspace), "-h", host, "-p", str(port)]
+    os.execv(command[0], command)
+    return 0  # unreachable: execv replaces the process
+
+
+def run_lineage(settings: Settings, target: str, caption_id: str | None, as_json: bool) -> int:
+    from paraclip_pipeline.instance import prepare_dagster_home
+    from paraclip_pipeline.lineage.query import LineageError, trace
+
+    prepare_dagster_home(StorageLayout(settings.storage_root).dagster_home)
+    from dagster import DagsterInstance
+
+    try:
+        report = trace(
+            target,
+            layout=StorageLayout(settings.storage_root),
+            instance=DagsterInstance.get(),
+            caption_id=caption_id,
+        )
+    except LineageError as error:
+        print(f"paraclip lineage: {error}", file=sys.stderr)
+        return 2
+    print(report.to_json() if as_json else report.to_text())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="paraclip", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("demo", help="run the whole pipeline on the shards (demo data by default)")
+    ui = commands.add_parser("ui", help="serve the Dagster UI on 127.0.0.1")
+    ui.add_argument("--host", default="127.0.0.1")
+    ui.add_argument("--port", type=int, default=3000)
+    lineage = commands.add_parser("lineage", help="trace a checkpoint back to its source captions")
+    lineage.add_argument("checkpoint", help="checkpoint directory, manifest.json, or run id")
+    lineage.add_argument("--caption-id", help="show one caption's whole path")
+    lineage.add_argument("--json", action="store_true", help="machine-readable output")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    _offline()
+    args = build_parser().parse_args(argv)
+    settings = Settings.from_env()
+    if args.command == "demo":
+        return run_demo(settings)
+    if args.command == "ui":
+        return run_ui(settings, args.host, args.port)
+    return run_lineage(settings, args.checkpoint, args.caption_id, args.json)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,300 @@
+"""`paraclip lineage`: from a checkpoint back to the exact source captions it was trained on.
+
+Three sources, each used for what it is authoritative on:
+- the checkpoint manifest: which shard partitions (and which materialization of each:
+  storage id + data version) the weights were trained on, and the trained caption ids;
+- Dagster's event log: for each of those materializations, the upstream materializations
+  it was computed from (Dagster records an input event pointer per one-to-one input),
+  down to the raw shard file and its content hash;
+- DuckDB over the Parquet outputs: one caption's text at every step and its filter verdict.
+
+Event-log lookups are batched per asset (one query for all shards), so tracing a
+checkpoint trained on thousands of shards stays a handful of queries.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+from dagster._core.definitions.data_version import (
+    DATA_VERSION_TAG,
+    get_input_event_pointer_tag,
+)
+
+from paraclip_pipeline import schema
+from paraclip_pipeline.storage import StorageLayout
+
+MANIFEST_NAME = "manifest.json"
+TRAINED_IDS_DEFAULT = "trained_caption_ids.parquet"
+FILTERED = dg.AssetKey("filtered_pairs")
+STAGE2 = dg.AssetKey("stage2_paraphrases")
+STAGE1 = dg.AssetKey("stage1_paraphrases")
+RAW = dg.AssetKey("raw_captions")
+REJECTED_DIR = "filtered_pairs_rejected"
+
+
+class LineageError(Exception):
+    """The checkpoint or caption cannot be traced (missing files or records)."""
+
+
+@dataclass
+class Materialization:
+    asset: str
+    storage_id: int | None
+    run_id: str | None = None
+    data_version: str | None = None
+    detail: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class ShardLineage:
+    partition: str
+    rows: int | None
+    train_rows: int | None
+    steps: list[Materialization]
+
+
+@dataclass
+class CaptionTrace:
+    caption_id: str
+    shard: str | None
+    raw_text: str | None
+    input_issue: str | None
+    paraphrase_1: str | None
+    status_1: str | None
+    paraphrase_2: str | None
+    status_2: str | None
+    verdict: str
+    split: str | None
+    trained_in_this_checkpoint: bool
+    trained_in: list[str]
+
+
+@dataclass
+class LineageReport:
+    checkpoint_dir: str
+    weights_sha256: str | None
+    shards: list[ShardLineage]
+    caption: CaptionTrace | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, default=str)
+
+    def to_text(self) -> str:
+        lines = [f"checkpoint {self.checkpoint_dir}", f"  weights sha256 {self.weights_sha256}"]
+        for shard in self.shards:
+            lines.append(
+                f"  shard {shard.partition}  rows={shard.rows} train_rows={shard.train_rows}"
+            )
+            for depth, step in enumerate(shard.steps, start=2):
+                extra = "  ".join(f"{k}={v}" for k, v in step.detail.items())
+                lines.append(
+                    f"{'  ' * depth}<- {step.asset}  storage_id={step.storage_id} "
+                    f"run={step.run_id} data_version={_short(step.data_version)}"
+                    + (f"  {extra}" if extra else "")
+                )
+        if self.caption:
+            c = self.caption
+            lines += [
+                f"caption {c.caption_id} (shard {c.shard})",
+                f"  raw text     : {c.raw_text!r}"
+                + (f"  [{c.input_issue}]" if c.input_issue else ""),
+                f"  T'  ({c.status_1}) : {c.paraphrase_1!r}",
+                f"  T'' ({c.status_2}) : {c.paraphrase_2!r}",
+                f"  filter       : {c.verdict}" + (f", split={c.split}" if c.split else ""),
+                f"  trained in this checkpoint: {'yes' if c.trained_in_this_checkpoint else 'no'}",
+                "  checkpoints trained on it: " + (", ".join(c.trained_in) or "none"),
+            ]
+        return "\n".join(lines)
+
+
+def _short(value: str | None) -> str | None:
+    return value[:16] if value else value
+
+
+def resolve_checkpoint_dir(target: str, layout: StorageLayout) -> Path:
+    """A checkpoint directory, its manifest.json, or the id of the run that wrote it."""
+    path = Path(target)
+    if path.name == MANIFEST_NAME and path.is_file():
+        return path.parent
+    if (path / MANIFEST_NAME).is_file():
+        return path
+    by_run = layout.checkpoints_dir / target
+    if (by_run / MANIFEST_NAME).is_file():
+        return by_run
+    raise LineageError(
+        f"{target!r} is neither a checkpoint directory, a manifest.json, nor a run id with a "
+        f"checkpoint under {layout.checkpoints_dir}"
+    )
+
+
+def read_manifest(checkpoint_dir: Path) -> dict[str, Any]:
+    try:
+        return json.loads((checkpoint_dir / MANIFEST_NAME).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as error:
+        raise LineageError(f"cannot read {checkpoint_dir / MANIFEST_NAME}: {error}") from error
+
+
+def _records_by_storage_id(
+    instance: dg.DagsterInstance, asset_key: dg.AssetKey, storage_ids: Iterable[int | None]
+) -> dict[int, Any]:
+    wanted = sorted({sid for sid in storage_ids if sid is not None})
+    if not wanted:
+        return {}
+    result = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=asset_key, storage_ids=wanted), limit=len(wanted)
+    )
+    return {record.storage_id: record for record in result.records}
+
+
+def _pointer(record: Any, upstream: dg.AssetKey) -> int | None:
+    if record is None:
+        return None
+    value = record.asset_materialization.tags.get(get_input_event_pointer_tag(upstream))
+    return int(value) if value and value.isdigit() else None
+
+
+def _materialization(asset: dg.AssetKey, storage_id: int | None, record: Any) -> Materialization:
+    if record is None:
+        return Materialization(asset.to_user_string(), storage_id)
+    materialization = record.asset_materialization
+    detail = {
+        key: str(materialization.metadata[key].value)
+        for key in ("source", "content_sha256", "rules_hash")
+        if key in materialization.metadata
+    }
+    return Materialization(
+        asset=asset.to_user_string(),
+        storage_id=record.storage_id,
+        run_id=record.run_id,
+        data_version=materialization.tags.get(DATA_VERSION_TAG),
+        detail=detail,
+    )
+
+
+def shard_lineage(
+    instance: dg.DagsterInstance, inputs: Sequence[Mapping[str, Any]]
+) -> list[ShardLineage]:
+    """Walk filtered_pairs -> stage2 -> stage1 -> raw_captions for every manifest input."""
+    filtered = _records_by_storage_id(
+        instance, FILTERED, (item.get("filtered_pairs_storage_id") for item in inputs)
+    )
+    stage2_ids = {sid: _pointer(rec, STAGE2) for sid, rec in filtered.items()}
+    stage2 = _records_by_storage_id(instance, STAGE2, stage2_ids.values())
+    stage1_ids = {sid: _pointer(rec, STAGE1) for sid, rec in stage2.items()}
+    stage1 = _records_by_storage_id(instance, STAGE1, stage1_ids.values())
+    raw_ids = {sid: _pointer(rec, RAW) for sid, rec in stage1.items()}
+    raw = _records_by_storage_id(instance, RAW, raw_ids.values())
+
+    shards = []
+    for item in inputs:
+        f_id = item.get("filtered_pairs_storage_id")
+        s2_id = stage2_ids.get(f_id) if f_id is not None else None
+        s1_id = stage1_ids.get(s2_id) if s2_id is not None else None
+        r_id = raw_ids.get(s1_id) if s1_id is not None else None
+        shards.append(
+            ShardLineage(
+                partition=str(item.get("partition")),
+                rows=item.get("rows"),
+                train_rows=item.get("train_rows"),
+                steps=[
+                    _materialization(FILTERED, f_id, filtered.get(f_id) if f_id else None),
+                    _materialization(STAGE2, s2_id, stage2.get(s2_id) if s2_id else None),
+                    _materialization(STAGE1, s1_id, stage1.get(s1_id) if s1_id else None),
+                    _materialization(RAW, r_id, raw.get(r_id) if r_id else None),
+                ],
+            )
+        )
+    return shards
+
+
+def trained_ids_path(checkpoint_dir: Path, manifest: Mapping[str, Any]) -> Path:
+    return checkpoint_dir / str(manifest.get("trained_caption_ids_file", TRAINED_IDS_DEFAULT))
+
+
+def trace_caption(
+    caption_id: str, layout: StorageLayout, checkpoint_dir: Path, manifest: Mapping[str, Any]
+) -> CaptionTrace:
+    """One caption's path through the Parquet outputs, joined with DuckDB."""
+    import duckdb
+
+    assets = layout.root / "assets"
+
+    def lookup(asset_dir: str, columns: str) -> tuple | None:
+        files = sorted((assets / asset_dir).glob("*.parquet"))
+        if not files:
+            return None
+        query = (
+            f"SELECT {columns} FROM read_parquet(?, union_by_name=true) "
+            f"WHERE {schema.CAPTION_ID} = ? LIMIT 1"
+        )
+        return duckdb.execute(query, [[str(f) for f in files], caption_id]).fetchone()
+
+    raw = lookup("raw_captions", f"{schema.SHARD}, {schema.TEXT}, {schema.INPUT_ISSUE}")
+    if raw is None:
+        raise LineageError(f"caption id {caption_id!r} is in no raw_captions partition")
+    stage1 = lookup("stage1_paraphrases", f"{schema.PARAPHRASE_1}, {schema.STATUS_1}")
+    stage2 = lookup("stage2_paraphrases", f"{schema.PARAPHRASE_2}, {schema.STATUS_2}")
+    kept = lookup("filtered_pairs", schema.SPLIT)
+    rejected = lookup(REJECTED_DIR, schema.REJECTED_BY)
+    if kept is not None:
+        verdict = "kept"
+    elif rejected is not None:
+        verdict = f"rejected by rule '{rejected[0]}'"
+    else:
+        verdict = "not filtered yet"
+    trained_in = []
+    for manifest_path in sorted(layout.checkpoints_dir.glob(f"*/{MANIFEST_NAME}")):
+        other = manifest_path.parent
+        if _caption_in_trained_ids(caption_id, trained_ids_path(other, read_manifest(other))):
+            trained_in.append(str(other))
+    return CaptionTrace(
+        caption_id=caption_id,
+        shard=raw[0],
+        raw_text=raw[1],
+        input_issue=raw[2],
+        paraphrase_1=stage1[0] if stage1 else None,
+        status_1=stage1[1] if stage1 else None,
+        paraphrase_2=stage2[0] if stage2 else None,
+        status_2=stage2[1] if stage2 else None,
+        verdict=verdict,
+        split=kept[0] if kept else None,
+        trained_in_this_checkpoint=_caption_in_trained_ids(
+            caption_id, trained_ids_path(checkpoint_dir, manifest)
+        ),
+        trained_in=trained_in,
+    )
+
+
+def _caption_in_trained_ids(caption_id: str, path: Path) -> bool:
+    import duckdb
+
+    if not path.is_file():
+        return False
+    query = f"SELECT 1 FROM read_parquet(?) WHERE {schema.CAPTION_ID} = ? LIMIT 1"
+    return duckdb.execute(query, [str(path), caption_id]).fetchone() is not None
+
+
+def trace(
+    target: str,
+    *,
+    layout: StorageLayout,
+    instance: dg.DagsterInstance,
+    caption_id: str | None = None,
+) -> LineageReport:
+    checkpoint_dir = resolve_checkpoint_dir(target, layout)
+    manifest = read_manifest(checkpoint_dir)
+    inputs = manifest.get("inputs")
+    if not isinstance(inputs, list):
+        raise LineageError(f"{checkpoint_dir / MANIFEST_NAME} has no 'inputs' list")
+    return LineageReport(
+        checkpoint_dir=str(checkpoint_dir),
+        weights_sha256=manifest.get("weights_sha256"),
+        shards=shard_lineage(instance, inputs),
+        caption=trace_caption(caption_id, layout, checkpoint_dir, manifest) if caption_id else None,
+    )
