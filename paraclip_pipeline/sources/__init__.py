@@ -1,1 +1,51 @@
 """Caption shard readers: LAION Parquet, JSONL and the two-file format, normalised to one schema."""
+
+from paraclip_pipeline.sources.discover import (
+    DiscoveryResult,
+    ShardFile,
+    ShardFormat,
+    ShardLocationError,
+    ShardNotFoundError,
+    discover_shards,
+    find_shard,
+    shard_content_hash,
+)
+from paraclip_pipeline.sources.readers import (
+    DEFAULT_MAX_CAPTION_CHARS,
+    INPUT_ISSUES,
+    ISSUE_EMPTY,
+    ISSUE_INVALID_UTF8,
+    ISSUE_TOO_LONG,
+    ShardReadError,
+    clean_caption,
+    make_caption_id,
+    read_shard,
+)
+from paraclip_pipeline.sources.shard_keys import (
+    InvalidShardKeyError,
+    shard_key_from_path,
+    validate_shard_key,
+)
+
+__all__ = [
+    "DEFAULT_MAX_CAPTION_CHARS",
+    "INPUT_ISSUES",
+    "ISSUE_EMPTY",
+    "ISSUE_INVALID_UTF8",
+    "ISSUE_TOO_LONG",
+    "DiscoveryResult",
+    "InvalidShardKeyError",
+    "ShardFile",
+    "ShardFormat",
+    "ShardLocationError",
+    "ShardNotFoundError",
+    "ShardReadError",
+    "clean_caption",
+    "discover_shards",
+    "find_shard",
+    "make_caption_id",
+    "read_shard",
+    "shard_content_hash",
+    "shard_key_from_path",
+    "validate_shard_key",
+]
