@@ -18,6 +18,7 @@ from paraclip_pipeline.sources.readers import (
     ISSUE_TOO_LONG,
     ShardReadError,
     clean_caption,
+    clean_captions,
     make_caption_id,
     read_shard,
 )
@@ -41,6 +42,7 @@ __all__ = [
     "ShardNotFoundError",
     "ShardReadError",
     "clean_caption",
+    "clean_captions",
     "discover_shards",
     "find_shard",
     "make_caption_id",

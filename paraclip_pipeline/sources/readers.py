@@ -44,8 +44,6 @@ import json
 import logging
 import posixpath
 import re
-import unicodedata
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -79,12 +77,10 @@ LAION_NSFW = "NSFW"
 
 _EMBEDDING_TYPE = pa.list_(pa.float32())
 _SURROGATES = re.compile("[\ud800-\udfff]")
-_WHITESPACE_CONTROLS = "\t\n\v\f\r\x1c\x1d\x1e\x1f\x85\u2028\u2029"
-# Whitespace controls become a space so "red\nbus" does not turn into "redbus".
-_CONTROL_TRANSLATION = {
-    **{code: None for code in [*range(0x20), *range(0x7F, 0xA0), 0xFEFF]},
-    **{ord(character): " " for character in _WHITESPACE_CONTROLS},
-}
+# RE2 patterns. Whitespace controls become a space so "red\nbus" does not turn into
+# "redbus"; every other C0/C1 control and the byte-order mark is deleted.
+_WHITESPACE_CONTROLS = r"[\t\n\x{0b}\x{0c}\r\x{1c}-\x{1f}\x{85}\x{2028}\x{2029}]"
+_OTHER_CONTROLS = r"[\x{00}-\x{08}\x{0e}-\x{1b}\x{7f}-\x{84}\x{86}-\x{9f}\x{feff}]"
 _MAX_LOGGED_IMAGE_PROBLEMS = 5
 
 
@@ -94,54 +90,111 @@ class ShardReadError(ValueError):
 
 @dataclass
 class _ParsedShard:
-    """Column lists straight from the source, before hygiene, ids and path checks.
+    """Columns straight from the source (valid UTF-8), before hygiene, ids and path checks."""
 
-    Strings may hold lone surrogates: undecodable bytes, decoded with ``surrogateescape``
-    so hygiene can flag them.
-    """
-
-    source_rows: list[int]
-    sample_ids: list[str | None]
-    texts: list[str | None]
-    urls: list[str | None]
-    nsfw: list[str | None]
-    image_paths: list[str | None]
+    source_rows: pa.Array
+    texts: pa.Array
+    text_undecodable: pa.Array  # True where the caption's source bytes were not valid UTF-8
+    sample_ids: pa.Array
+    urls: pa.Array
+    nsfw: pa.Array
+    image_paths: pa.Array
     image_embeddings: pa.Array | None = None
-    image_embedding_models: list[str | None] | None = None
+    image_embedding_models: pa.Array | None = None
 
 
-def _replace_undecodable(text: str) -> tuple[str, bool]:
-    """Turn lone surrogates (undecodable input bytes) into U+FFFD; report whether any existed."""
-    replaced, count = _SURROGATES.subn("\ufffd", text)
-    return replaced, count > 0
+def _strings_from_python(values: list[str | None]) -> tuple[pa.Array, pa.Array]:
+    """A string array with lone surrogates (undecodable input bytes) replaced by U+FFFD,
+    and a bool array saying which values had any."""
+    replaced: list[str | None] = []
+    undecodable: list[bool] = []
+    for value in values:
+        if value is None:
+            replaced.append(None)
+            undecodable.append(False)
+            continue
+        fixed, count = _SURROGATES.subn("\ufffd", value)
+        replaced.append(fixed)
+        undecodable.append(count > 0)
+    return pa.array(replaced, pa.string()), pa.array(undecodable, pa.bool_())
 
 
-def clean_caption(raw: str | None, max_caption_chars: int) -> tuple[str, str | None]:
-    """The cleaned caption and its ``input_issue`` (None when usable). See module docstring."""
-    text, had_undecodable = _replace_undecodable(raw or "")
-    text = unicodedata.normalize("NFC", text).translate(_CONTROL_TRANSLATION).strip()
-    if not text:
-        return text, ISSUE_EMPTY
-    if had_undecodable:
-        return text, ISSUE_INVALID_UTF8
-    if len(text) > max_caption_chars:
-        return text, ISSUE_TOO_LONG
-    return text, None
+def _strings_from_arrow(column: pa.ChunkedArray) -> tuple[pa.Array, pa.Array]:
+    """Like ``_strings_from_python`` for an Arrow string or integer column.
+
+    Parquet does not validate UTF-8, so a column is checked once and only a column with
+    bad bytes takes the slow per-value path.
+    """
+    as_string = column.cast(pa.string()).combine_chunks()
+    try:
+        as_string.validate(full=True)
+    except pa.ArrowInvalid:
+        raw_values = column.cast(pa.large_binary()).to_pylist()
+        return _strings_from_python(
+            [None if raw is None else raw.decode("utf-8", "surrogateescape") for raw in raw_values]
+        )
+    return as_string, pa.repeat(pa.scalar(False), len(as_string))
 
 
-def _clean_field(raw: str | None) -> str | None:
-    """Metadata strings (ids, URLs, paths): undecodable bytes replaced, blank -> null."""
-    if raw is None:
-        return None
-    text = _replace_undecodable(raw)[0].strip()
-    return text or None
+def clean_captions(
+    texts: pa.Array, undecodable: pa.Array, max_caption_chars: int = DEFAULT_MAX_CAPTION_CHARS
+) -> tuple[pa.Array, pa.Array]:
+    """Cleaned captions (nulls become "") and their ``input_issue`` (see module docstring)."""
+    spaced = pc.replace_substring_regex(
+        pc.fill_null(texts, ""), pattern=_WHITESPACE_CONTROLS, replacement=" "
+    )
+    without_controls = pc.replace_substring_regex(spaced, pattern=_OTHER_CONTROLS, replacement="")
+    # NFC after deleting controls, so a control between a letter and its accent cannot block
+    # the composition.
+    cleaned = pc.utf8_trim_whitespace(pc.utf8_normalize(without_controls, form="NFC"))
+    lengths = pc.utf8_length(cleaned)
+    issues = pc.case_when(
+        pc.make_struct(pc.equal(lengths, 0), undecodable, pc.greater(lengths, max_caption_chars)),
+        pa.scalar(ISSUE_EMPTY),
+        pa.scalar(ISSUE_INVALID_UTF8),
+        pa.scalar(ISSUE_TOO_LONG),
+    )
+    return cleaned, issues
+
+
+def clean_caption(
+    raw: str | None, max_caption_chars: int = DEFAULT_MAX_CAPTION_CHARS
+) -> tuple[str, str | None]:
+    """``clean_captions`` for one Python string (lone surrogates count as undecodable bytes)."""
+    texts, undecodable = _strings_from_python([raw])
+    cleaned, issues = clean_captions(texts, undecodable, max_caption_chars)
+    return cleaned[0].as_py(), issues[0].as_py()
+
+
+def _clean_metadata(values: pa.Array) -> pa.Array:
+    """Ids, URLs, paths: surrounding whitespace stripped, blank -> null."""
+    trimmed = pc.utf8_trim_whitespace(values)
+    return pc.if_else(pc.equal(trimmed, ""), pa.scalar(None, pa.string()), trimmed)
+
+
+def _row_key(sample_id: str | None, source_row: int) -> str:
+    return f"sample:{sample_id}" if sample_id is not None else f"row:{source_row}"
+
+
+def _hashed_caption_id(shard_key: str, row_key: str, occurrence: int) -> str:
+    material = f"{shard_key}\x1f{row_key}\x1f{occurrence}".encode()
+    return hashlib.blake2b(material, digest_size=8).hexdigest()
 
 
 def make_caption_id(shard_key: str, sample_id: str | None, source_row: int, occurrence: int) -> str:
     """The caption id rule of the module docstring."""
-    row_key = f"sample:{sample_id}" if sample_id is not None else f"row:{source_row}"
-    material = f"{shard_key}\x1f{row_key}\x1f{occurrence}".encode()
-    return hashlib.blake2b(material, digest_size=8).hexdigest()
+    return _hashed_caption_id(shard_key, _row_key(sample_id, source_row), occurrence)
+
+
+def _caption_ids(shard_key: str, sample_ids: list[str | None], source_rows: list[int]) -> list[str]:
+    occurrences: dict[str, int] = {}
+    caption_ids: list[str] = []
+    for sample_id, source_row in zip(sample_ids, source_rows, strict=True):
+        row_key = _row_key(sample_id, source_row)
+        occurrence = occurrences.get(row_key, 0)
+        occurrences[row_key] = occurrence + 1
+        caption_ids.append(_hashed_caption_id(shard_key, row_key, occurrence))
+    return caption_ids
 
 
 # ---- LAION Parquet -------------------------------------------------------------------
@@ -178,20 +231,6 @@ _LAION_COLUMN_TYPES: dict[str, tuple[str, Callable[[pa.DataType], bool]]] = {
 }
 
 
-def _decoded_strings(column: pa.ChunkedArray) -> list[str | None]:
-    """Python strings of a string column; invalid UTF-8 bytes survive as lone surrogates.
-
-    Parquet does not validate UTF-8, and ``to_pylist`` on a bad value would raise, so the
-    bytes are decoded here with ``surrogateescape``.
-    """
-    if pa.types.is_integer(column.type):
-        return [None if value is None else str(value) for value in column.to_pylist()]
-    as_bytes = column.cast(pa.large_binary()).to_pylist()
-    return [
-        None if value is None else value.decode("utf-8", "surrogateescape") for value in as_bytes
-    ]
-
-
 def _read_laion_parquet(path: UPath) -> _ParsedShard:
     try:
         with path.open("rb") as handle:
@@ -214,13 +253,15 @@ def _read_laion_parquet(path: UPath) -> _ParsedShard:
     except (pa.ArrowException, OSError) as error:
         raise ShardReadError(f"{path}: not a readable Parquet file ({error})") from error
 
-    def strings(name: str) -> list[str | None]:
+    row_count = table.num_rows
+
+    def strings(name: str) -> pa.Array:
         if name not in table.column_names:
-            return [None] * table.num_rows
-        return _decoded_strings(table.column(name))
+            return pa.nulls(row_count, pa.string())
+        return _strings_from_arrow(table.column(name))[0]
 
     embeddings: pa.Array | None = None
-    models: list[str | None] | None = None
+    models: pa.Array | None = None
     if schema.IMAGE_EMBEDDING in table.column_names:
         if schema.IMAGE_EMBEDDING_MODEL not in table.column_names:
             raise ShardReadError(
@@ -235,10 +276,12 @@ def _read_laion_parquet(path: UPath) -> _ParsedShard:
                 f"{sorted(dimensions)}; one shard must use one image model"
             )
         models = strings(schema.IMAGE_EMBEDDING_MODEL)
+    texts, text_undecodable = _strings_from_arrow(table.column(LAION_TEXT))
     return _ParsedShard(
-        source_rows=list(range(table.num_rows)),
+        source_rows=pa.array(range(row_count), pa.int64()),
+        texts=texts,
+        text_undecodable=text_undecodable,
         sample_ids=strings(LAION_SAMPLE_ID),
-        texts=strings(LAION_TEXT),
         urls=strings(LAION_URL),
         nsfw=strings(LAION_NSFW),
         image_paths=strings(schema.IMAGE_PATH),
@@ -251,8 +294,12 @@ def _read_laion_parquet(path: UPath) -> _ParsedShard:
 
 
 def _read_lines(path: UPath) -> list[str]:
-    """Lines split on LF only (CR of CRLF dropped), so U+2028 or a form feed inside a caption
-    cannot shift the line pairing of the two-file format; no phantom line after a final LF."""
+    """Decoded lines, split on LF only (CR of CRLF dropped).
+
+    Splitting on LF alone keeps U+2028 or a form feed inside a caption from shifting the
+    line pairing of the two-file format; a final LF adds no phantom line. Undecodable bytes
+    survive as lone surrogates (``surrogateescape``) so hygiene can flag them.
+    """
     try:
         data = path.read_bytes()
     except OSError as error:
@@ -282,8 +329,33 @@ def _json_string(value: Any, name: str, where: str, allow_integer: bool = False)
     )
 
 
+def _parsed_from_python(
+    source_rows: list[int],
+    texts: list[str | None],
+    sample_ids: list[str | None],
+    urls: list[str | None],
+    nsfw: list[str | None],
+    image_paths: list[str | None],
+) -> _ParsedShard:
+    text_array, text_undecodable = _strings_from_python(texts)
+    return _ParsedShard(
+        source_rows=pa.array(source_rows, pa.int64()),
+        texts=text_array,
+        text_undecodable=text_undecodable,
+        sample_ids=_strings_from_python(sample_ids)[0],
+        urls=_strings_from_python(urls)[0],
+        nsfw=_strings_from_python(nsfw)[0],
+        image_paths=_strings_from_python(image_paths)[0],
+    )
+
+
 def _read_jsonl(path: UPath) -> _ParsedShard:
-    parsed = _ParsedShard([], [], [], [], [], [])
+    source_rows: list[int] = []
+    texts: list[str | None] = []
+    sample_ids: list[str | None] = []
+    urls: list[str | None] = []
+    nsfw: list[str | None] = []
+    image_paths: list[str | None] = []
     for line_index, line in enumerate(_read_lines(path)):
         if not line.strip():
             continue
@@ -300,19 +372,19 @@ def _read_jsonl(path: UPath) -> _ParsedShard:
             raise ShardReadError(
                 f"{where}: has neither 'caption' nor 'text'; keys found: {', '.join(record)}"
             )
-        parsed.source_rows.append(line_index)
-        parsed.texts.append(
+        source_rows.append(line_index)
+        texts.append(
             _json_string(_json_field(record, ("caption", "text"), where), "caption", where)
         )
-        parsed.sample_ids.append(
+        sample_ids.append(
             _json_string(
                 _json_field(record, ("id", "sample_id"), where), "id", where, allow_integer=True
             )
         )
-        parsed.urls.append(_json_string(record.get("url"), "url", where))
-        parsed.nsfw.append(_json_string(record.get("nsfw"), "nsfw", where))
-        parsed.image_paths.append(_json_string(record.get("image_path"), "image_path", where))
-    return parsed
+        urls.append(_json_string(record.get("url"), "url", where))
+        nsfw.append(_json_string(record.get("nsfw"), "nsfw", where))
+        image_paths.append(_json_string(record.get("image_path"), "image_path", where))
+    return _parsed_from_python(source_rows, texts, sample_ids, urls, nsfw, image_paths)
 
 
 def _read_two_file(directory: UPath) -> _ParsedShard:
@@ -323,14 +395,9 @@ def _read_two_file(directory: UPath) -> _ParsedShard:
             f"{directory}: {TWO_FILE_CAPTIONS} has {len(captions)} lines but {TWO_FILE_IDS} has "
             f"{len(sample_ids)}; the files must pair up line by line"
         )
-    count = len(captions)
-    return _ParsedShard(
-        source_rows=list(range(count)),
-        sample_ids=list(sample_ids),
-        texts=list(captions),
-        urls=[None] * count,
-        nsfw=[None] * count,
-        image_paths=[None] * count,
+    absent: list[str | None] = [None] * len(captions)
+    return _parsed_from_python(
+        list(range(len(captions))), list(captions), list(sample_ids), absent, absent, absent
     )
 
 
@@ -360,6 +427,34 @@ def _resolve_image_path(
     return str(target), None
 
 
+def _checked_image_paths(
+    shard_key: str,
+    raw_paths: list[str | None],
+    source_rows: list[int],
+    shard_dir: UPath,
+    allowed_root: str,
+) -> pa.Array:
+    """Resolved image paths, null where missing or rejected; one warning lists rejections."""
+    image_paths: list[str | None] = []
+    dropped: list[str] = []
+    for source_row, raw_path in zip(source_rows, raw_paths, strict=True):
+        if raw_path is None:
+            image_paths.append(None)
+            continue
+        resolved, problem = _resolve_image_path(raw_path, shard_dir, allowed_root)
+        image_paths.append(resolved)
+        if problem is not None:
+            dropped.append(f"row {source_row} {raw_path!r} {problem}")
+    if dropped:
+        logger.warning(
+            "shard %s: %d image path(s) set to null: %s",
+            shard_key,
+            len(dropped),
+            "; ".join(dropped[:_MAX_LOGGED_IMAGE_PROBLEMS]),
+        )
+    return pa.array(image_paths, pa.string())
+
+
 def read_shard(
     shard: ShardFile,
     *,
@@ -384,56 +479,31 @@ def read_shard(
     if row_count == 0:
         raise ShardReadError(f"{source} has no rows")
 
-    sample_ids = [_clean_field(sample_id) for sample_id in parsed.sample_ids]
-    seen: Counter[tuple[str | None, int | None]] = Counter()
-    caption_ids: list[str] = []
-    for sample_id, source_row in zip(sample_ids, parsed.source_rows, strict=True):
-        row_key = (sample_id, None if sample_id is not None else source_row)
-        caption_ids.append(make_caption_id(key, sample_id, source_row, seen[row_key]))
-        seen[row_key] += 1
-
-    cleaned = [clean_caption(text, max_caption_chars) for text in parsed.texts]
-
+    sample_ids = _clean_metadata(parsed.sample_ids)
+    source_rows = parsed.source_rows.to_pylist()
+    texts, issues = clean_captions(parsed.texts, parsed.text_undecodable, max_caption_chars)
     shard_dir = source if shard.format == "two_file" else source.parent
     allowed_root = posixpath.normpath(
         (UPath(image_root).absolute() if image_root is not None else shard_dir).path
     )
-    image_paths: list[str | None] = []
-    dropped: list[str] = []
-    for source_row, raw_path in zip(parsed.source_rows, parsed.image_paths, strict=True):
-        candidate = _clean_field(raw_path)
-        if candidate is None:
-            image_paths.append(None)
-            continue
-        resolved, problem = _resolve_image_path(candidate, shard_dir, allowed_root)
-        image_paths.append(resolved)
-        if problem is not None:
-            dropped.append(f"row {source_row} {candidate!r} {problem}")
-    if dropped:
-        logger.warning(
-            "shard %s: %d image path(s) set to null: %s",
-            key,
-            len(dropped),
-            "; ".join(dropped[:_MAX_LOGGED_IMAGE_PROBLEMS]),
-        )
-
-    embeddings = (
-        parsed.image_embeddings
-        if parsed.image_embeddings is not None
-        else pa.nulls(row_count, _EMBEDDING_TYPE)
+    image_paths = _checked_image_paths(
+        key, _clean_metadata(parsed.image_paths).to_pylist(), source_rows, shard_dir, allowed_root
     )
-    models = parsed.image_embedding_models or [None] * row_count
     columns = {
-        schema.CAPTION_ID: caption_ids,
-        schema.SHARD: [key] * row_count,
+        schema.CAPTION_ID: _caption_ids(key, sample_ids.to_pylist(), source_rows),
+        schema.SHARD: pa.repeat(pa.scalar(key), row_count),
         schema.SOURCE_ROW: parsed.source_rows,
         schema.SAMPLE_ID: sample_ids,
-        schema.TEXT: [text for text, _ in cleaned],
-        schema.URL: [_clean_field(url) for url in parsed.urls],
-        schema.NSFW: [_clean_field(value) for value in parsed.nsfw],
+        schema.TEXT: texts,
+        schema.URL: _clean_metadata(parsed.urls),
+        schema.NSFW: _clean_metadata(parsed.nsfw),
         schema.IMAGE_PATH: image_paths,
-        schema.IMAGE_EMBEDDING: embeddings,
-        schema.IMAGE_EMBEDDING_MODEL: [_clean_field(model) for model in models],
-        schema.INPUT_ISSUE: [issue for _, issue in cleaned],
+        schema.IMAGE_EMBEDDING: parsed.image_embeddings
+        if parsed.image_embeddings is not None
+        else pa.nulls(row_count, _EMBEDDING_TYPE),
+        schema.IMAGE_EMBEDDING_MODEL: _clean_metadata(parsed.image_embedding_models)
+        if parsed.image_embedding_models is not None
+        else pa.nulls(row_count, pa.string()),
+        schema.INPUT_ISSUE: issues,
     }
     return pa.table(columns, schema=schema.RAW_CAPTIONS_SCHEMA)

@@ -7,6 +7,7 @@ import uuid
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 from upath import UPath
@@ -96,17 +97,20 @@ def test_discovery_and_reading_over_an_fsspec_uri() -> None:
     (root / "web.jsonl").write_bytes(b'{"caption": "a heron by a pond"}\n')
     (root / "pairs" / "captions.txt").write_bytes(b"a kite\n")
     (root / "pairs" / "img_ids.txt").write_bytes(b"k1\n")
+    with (root / "laion.parquet").open("wb") as handle:
+        pq.write_table(pa.table({"TEXT": ["a red tram"]}), handle)
     try:
         result = discover_shards(str(root))
-        assert [shard.key for shard in result.shards] == ["pairs", "web"]
+        assert [shard.key for shard in result.shards] == ["laion", "pairs", "web"]
         assert result.rejected == []
         tables = [read_shard(shard) for shard in result.shards]
         assert [table.column(schema.TEXT).to_pylist() for table in tables] == [
+            ["a red tram"],
             ["a kite"],
             ["a heron by a pond"],
         ]
         expected = hashlib.sha256(b'{"caption": "a heron by a pond"}\n').hexdigest()
-        assert shard_content_hash(result.shards[1]) == expected
+        assert shard_content_hash(result.shards[2]) == expected
     finally:
         root.fs.rm(root.path, recursive=True)
 

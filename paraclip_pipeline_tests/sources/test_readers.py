@@ -16,6 +16,7 @@ from paraclip_pipeline.sources import (
     ShardFile,
     ShardReadError,
     clean_caption,
+    make_caption_id,
     read_shard,
 )
 from paraclip_pipeline_tests.sources.builders import jsonl_bytes, laion_parquet, two_file
@@ -49,7 +50,10 @@ def test_laion_parquet_reads_into_the_raw_captions_schema(tmp_path: Path) -> Non
     assert table.column(schema.SOURCE_ROW).to_pylist() == [0, 1, 2]
     assert set(table.column(schema.SHARD).to_pylist()) == {"laion_000"}
     assert table.column(schema.INPUT_ISSUE).null_count == 3
-    assert all(len(caption_id) == 16 for caption_id in table.column(schema.CAPTION_ID).to_pylist())
+    assert table.column(schema.CAPTION_ID).to_pylist() == [
+        make_caption_id("laion_000", sample_id, row, 0)
+        for row, sample_id in enumerate(["11", "12", "13"])
+    ]
 
 
 def test_precomputed_image_embeddings_are_carried_as_float32(tmp_path: Path) -> None:
@@ -243,6 +247,7 @@ def test_two_file_non_utf8_caption_is_flagged(tmp_path: Path) -> None:
         ("red\nbus", "red bus", None),
         ("\ufeffbom first", "bom first", None),
         ("cafe\u0301", "café", None),
+        ("e\x00\u0301", "é", None),
         ("👨‍👩‍👧 family walk", "👨‍👩‍👧 family walk", None),
         ("", "", "empty"),
         (" \t\n\u3000 ", "", "empty"),
