@@ -1,0 +1,1 @@
+"""Paraphrase backends; each module imports its heavy dependency only when built."""

@@ -1,0 +1,138 @@
+"""A scripted OpenAI-compatible chat/completions server for tests and the fallback benchmark.
+
+The caption inside the prompt's quotes picks the behaviour, so one shard can mix
+every failure mode: ``[timeout-once]``, ``[429-once]`` (Retry-After), ``[500-always]``,
+``[500-once]``, ``[malformed]``, ``[refuse]``, ``[chatter]``, ``[echo]``, ``[empty]``;
+anything else gets a plain answer, after ``latency_s`` seconds. Every request is logged
+with the headers it carried, so tests can count attempts and inspect what was sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import socket
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+_QUOTED = re.compile(r'"(.*)"', re.DOTALL)
+
+
+@dataclass
+class RecordedRequest:
+    caption: str
+    headers: dict[str, str]
+    at: float
+
+
+@dataclass
+class FakeServerScript:
+    latency_s: float = 0.0
+    timeout_sleep_s: float = 2.0
+    retry_after_s: float = 1.0
+    requests: list[RecordedRequest] = field(default_factory=list)
+    attempts: Counter[str] = field(default_factory=Counter)
+
+    def attempts_for(self, marker: str) -> int:
+        return sum(count for caption, count in self.attempts.items() if marker in caption)
+
+
+def _completion(content: str, prompt: str) -> JSONResponse:
+    return JSONResponse(
+        {
+            "id": "chatcmpl-fake",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": "fake",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": content},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {
+                "prompt_tokens": len(prompt.split()),
+                "completion_tokens": len(content.split()),
+                "total_tokens": len(prompt.split()) + len(content.split()),
+            },
+        }
+    )
+
+
+def build_app(script: FakeServerScript) -> Starlette:
+    async def chat_completions(request: Request) -> Response:
+        body = await request.json()
+        prompt = body["messages"][-1]["content"]
+        match = _QUOTED.search(prompt)
+        caption = match.group(1) if match else prompt
+        script.attempts[caption] += 1
+        attempt = script.attempts[caption]
+        script.requests.append(RecordedRequest(caption, dict(request.headers), time.monotonic()))
+        if "[timeout-once]" in caption and attempt == 1:
+            await asyncio.sleep(script.timeout_sleep_s)
+        if "[429-once]" in caption and attempt == 1:
+            return JSONResponse(
+                {"error": {"message": "rate limited"}},
+                status_code=429,
+                headers={"Retry-After": str(script.retry_after_s)},
+            )
+        if "[500-always]" in caption or ("[500-once]" in caption and attempt == 1):
+            return JSONResponse({"error": {"message": "boom"}}, status_code=500)
+        if "[malformed]" in caption:
+            return Response('{"choices": [ {"message": ', media_type="application/json")
+        await asyncio.sleep(script.latency_s)
+        if "[refuse]" in caption:
+            return _completion("I'm sorry, but I can't help with that request.", prompt)
+        if "[chatter]" in caption:
+            return _completion(f'Sure! Here is a paraphrase:\n\n"A photo of {caption}."', prompt)
+        if "[echo]" in caption:
+            return _completion(caption, prompt)
+        if "[empty]" in caption:
+            return _completion("", prompt)
+        return _completion(f"A picture showing {caption.lower()}", prompt)
+
+    return Starlette(routes=[Route("/v1/chat/completions", chat_completions, methods=["POST"])])
+
+
+class FakeOpenAIServer:
+    """Runs the app with uvicorn in a thread on a free loopback port."""
+
+    def __init__(self, script: FakeServerScript) -> None:
+        self.script = script
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._socket.bind(("127.0.0.1", 0))
+        self.port: int = self._socket.getsockname()[1]
+        self._server = uvicorn.Server(
+            uvicorn.Config(build_app(script), log_level="warning", lifespan="off")
+        )
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True
+        )
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def __enter__(self) -> FakeOpenAIServer:
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("fake OpenAI server did not start within 10 s")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+        self._socket.close()
