@@ -18,6 +18,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARDS_LOCATION_ENV = "PARACLIP_SHARDS_LOCATION"
 FILTER_RULES_ENV = "PARACLIP_FILTER_RULES"
 STS_DIR_ENV = "PARACLIP_STS_DIR"
+IMAGE_ROOT_ENV = "PARACLIP_IMAGE_ROOT"
 TRAIN_CONFIG_ENV = "PARACLIP_TRAIN_CONFIG"
 MODEL_PROFILE_ENV = "PARACLIP_MODEL_PROFILE"
 REFRESH_CRON_ENV = "PARACLIP_REFRESH_CRON"
@@ -29,10 +30,19 @@ def _path_from_env(name: str, default: Path) -> Path:
     return Path(value).expanduser().resolve() if value else default
 
 
+def _image_root() -> Path | None:
+    if os.environ.get(IMAGE_ROOT_ENV):
+        return _path_from_env(IMAGE_ROOT_ENV, REPO_ROOT)
+    # The bundled demo shards reference photos in data/images, beside data/shards; other
+    # shard locations keep image paths inside each shard's own directory.
+    return None if os.environ.get(SHARDS_LOCATION_ENV) else REPO_ROOT / "data"
+
+
 @dataclass(frozen=True)
 class Settings:
     storage_root: Path
     shards_location: str
+    image_root: Path | None
     filter_rules_path: Path
     train_config_path: Path
     sts_dir: Path | None
@@ -50,6 +60,7 @@ class Settings:
         return cls(
             storage_root=default_storage_root(),
             shards_location=os.environ.get(SHARDS_LOCATION_ENV, str(REPO_ROOT / "data" / "shards")),
+            image_root=_image_root(),
             filter_rules_path=_path_from_env(
                 FILTER_RULES_ENV, REPO_ROOT / "data" / "filter_rules.yaml"
             ),

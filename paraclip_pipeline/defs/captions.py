@@ -29,11 +29,11 @@ def raw_captions(
     The data version is the shard file's content hash, so an unchanged shard never makes
     anything downstream stale.
     """
-    from paraclip_pipeline.sources import ShardReadError, read_shard, shard_content_hash
+    from paraclip_pipeline.sources import ShardReadError, shard_content_hash
 
     shard = shard_source.find(context.partition_key)
     try:
-        table = read_shard(shard)
+        table = shard_source.read(shard)
     except ShardReadError as error:
         # A bad shard fails its own partition only, with the reader's message, and no retry:
         # the same bytes would fail the same way.

@@ -27,20 +27,31 @@ class StorageResource(dg.ConfigurableResource):
 
 
 class ShardSourceResource(dg.ConfigurableResource):
-    """Where caption shards are found (local directory or fsspec URI)."""
+    """Where caption shards are found (local directory or fsspec URI).
+
+    ``image_root`` bounds where a shard's relative image paths may point (default: the
+    shard's own directory); paths that escape it are nulled, never followed.
+    """
 
     location: str
+    image_root: str | None = None
+    max_caption_chars: int = 2000
 
     def find(self, shard_key: str):
-        from paraclip_pipeline.sources import discover_shards, validate_shard_key
+        from paraclip_pipeline.sources import ShardNotFoundError, find_shard
 
-        validate_shard_key(shard_key)
-        for shard in discover_shards(self.location).shards:
-            if shard.key == shard_key:
-                return shard
-        raise dg.Failure(
-            description=f"shard {shard_key!r} is not (or no longer) present in {self.location}",
-            allow_retries=False,
+        try:
+            return find_shard(self.location, shard_key)
+        except ShardNotFoundError as error:
+            raise dg.Failure(description=str(error), allow_retries=False) from error
+
+    def read(self, shard):
+        from paraclip_pipeline.sources import read_shard
+
+        return read_shard(
+            shard,
+            max_caption_chars=self.max_caption_chars,
+            image_root=Path(self.image_root) if self.image_root else None,
         )
 
 
@@ -131,7 +142,10 @@ def default_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     return {
         "io_manager": ArrowParquetIOManagerResource(root=str(settings.storage_root)),
         "storage": StorageResource(root=str(settings.storage_root)),
-        "shard_source": ShardSourceResource(location=settings.shards_location),
+        "shard_source": ShardSourceResource(
+            location=settings.shards_location,
+            image_root=str(settings.image_root) if settings.image_root else None,
+        ),
         "paraphraser": ParaphraserResource(
             backend=dg.EnvVar("PARACLIP_LLM_BACKEND").get_value("wordnet"),  # type: ignore[arg-type]
             model=dg.EnvVar("PARACLIP_LLM_MODEL").get_value("") or "",
