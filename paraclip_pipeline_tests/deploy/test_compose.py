@@ -23,6 +23,8 @@ STORAGE_ROOT = "/opt/paraclip/storage"
 # Names the pipeline's Dagster resources read: they must reach the code server (run workers).
 PIPELINE_VARIABLES = (
     "PARACLIP_STORAGE_ROOT",
+    "PARACLIP_SHARDS_LOCATION",
+    "PARACLIP_MODEL_PROFILE",
     "PARACLIP_LLM_BACKEND",
     "PARACLIP_LLM_BASE_URL",
     "PARACLIP_LLM_MODEL",

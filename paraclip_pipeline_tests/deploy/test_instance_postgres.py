@@ -8,6 +8,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from dagster._core.instance.config import PoolGranularity
 from dagster._core.launcher import DefaultRunLauncher
 from dagster._core.run_coordinator import QueuedRunCoordinator
 from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, PostgresScheduleStorage
@@ -46,7 +47,8 @@ def test_storages_are_postgres_and_queue_limits_apply(docker_dagster_home: Path)
         assert instance.run_monitoring_enabled
 
         concurrency = instance.get_concurrency_config()
-        assert concurrency.pool_config.default_pool_limit == 1
+        assert concurrency.pool_config.default_pool_limit == 2
+        assert concurrency.pool_config.pool_granularity == PoolGranularity.OP
         run_queue = concurrency.run_queue_config
         assert run_queue is not None
         assert run_queue.max_concurrent_runs == 4
