@@ -4,8 +4,6 @@ All are on by default under ``dagster dev`` so a new shard dropped into the shar
 location flows through the whole graph without anyone clicking.
 """
 
-from __future__ import annotations
-
 import dagster as dg
 
 from paraclip_pipeline.defs.captions import raw_captions
@@ -14,7 +12,7 @@ from paraclip_pipeline.defs.partitions import caption_shards
 from paraclip_pipeline.defs.reports import benchmark_report
 from paraclip_pipeline.defs.resources import ShardSourceResource
 from paraclip_pipeline.defs.training import image_embeddings, text_encoder_checkpoint
-from paraclip_pipeline.lineage.event_log import latest_partition_records
+from paraclip_pipeline.lineage.event_log import latest_partition_records, latest_storage_id
 from paraclip_pipeline.sources.changes import ScanCursor, scan_for_changes
 
 FILTERED_PAIRS = dg.AssetKey("filtered_pairs")
@@ -109,9 +107,9 @@ def refresh_requests(
     if requests:
         # The checkpoint's eager condition retrains once these shard runs land.
         return requests
-    checkpoint = instance.get_latest_materialization_event(text_encoder_checkpoint.key)
+    checkpoint = latest_storage_id(instance, text_encoder_checkpoint.key)
     newest_pairs = max((record.storage_id for record in pairs.values()), default=-1)
-    if pairs and (checkpoint is None or checkpoint.storage_id < newest_pairs):
+    if pairs and (checkpoint is None or checkpoint < newest_pairs):
         requests.append(
             dg.RunRequest(job_name=training_job.name, tags={"paraclip/reason": "refresh"})
         )

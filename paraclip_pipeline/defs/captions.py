@@ -1,7 +1,5 @@
 """raw_captions: one partition per caption shard, normalised to one schema."""
 
-from __future__ import annotations
-
 import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc

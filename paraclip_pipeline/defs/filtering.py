@@ -5,8 +5,6 @@ makes every shard's filtered_pairs (and only it, plus what follows) due again; t
 paraphrase assets upstream are untouched and the LLM is never called.
 """
 
-from __future__ import annotations
-
 from pathlib import Path
 
 import dagster as dg

@@ -6,8 +6,6 @@ partitioned asset gets ``{shard: table}``. Local writes go through a temp file +
 a run killed mid-write never leaves a truncated Parquet file behind.
 """
 
-from __future__ import annotations
-
 from pathlib import Path
 
 import dagster as dg

@@ -1,7 +1,5 @@
 """Small helpers that turn plain results into Dagster metadata values."""
 
-from __future__ import annotations
-
 from collections.abc import Mapping, Sequence
 from typing import Any
 

@@ -6,8 +6,6 @@ rerun or a re-materialization after a downstream change makes no LLM calls for r
 already answered.
 """
 
-from __future__ import annotations
-
 from typing import Literal
 
 import dagster as dg

@@ -1,7 +1,5 @@
 """benchmark_report: baseline vs fine-tuned on STS, held-out paraphrase pairs and more."""
 
-from __future__ import annotations
-
 from pathlib import Path
 
 import dagster as dg

@@ -5,8 +5,6 @@ objects they build (paraphrase backends, sentence encoder, CLIP model) come from
 plain modules and know nothing of Dagster.
 """
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Literal
 

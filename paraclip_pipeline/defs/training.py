@@ -1,7 +1,5 @@
 """image_embeddings (frozen tower, once per shard) and text_encoder_checkpoint (all shards)."""
 
-from __future__ import annotations
-
 import base64
 import io
 import json

@@ -36,18 +36,19 @@ def latest_partition_records(
     )
     if not storage_ids:
         return {}
-    tags = storage.get_latest_tags_by_partition(
-        asset_key,
-        MATERIALIZATION,
-        [DATA_VERSION_TAG, CODE_VERSION_TAG],
-        asset_partitions=list(storage_ids),
-    )
+    # Only the data version tag is indexed per partition, so read the code version from
+    # the records themselves: one batched fetch by storage id.
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=asset_key, storage_ids=list(storage_ids.values())),
+        limit=len(storage_ids),
+    ).records
+    tags_by_id = {record.storage_id: record.asset_materialization.tags for record in records}
     return {
         partition: PartitionRecord(
             partition=partition,
             storage_id=storage_id,
-            data_version=tags.get(partition, {}).get(DATA_VERSION_TAG),
-            code_version=tags.get(partition, {}).get(CODE_VERSION_TAG),
+            data_version=tags_by_id.get(storage_id, {}).get(DATA_VERSION_TAG),
+            code_version=tags_by_id.get(storage_id, {}).get(CODE_VERSION_TAG),
         )
         for partition, storage_id in storage_ids.items()
     }
@@ -66,3 +67,9 @@ def stale_code_version_partitions(
 
 def data_versions(records: Mapping[str, PartitionRecord]) -> dict[str, str | None]:
     return {key: record.data_version for key, record in records.items()}
+
+
+def latest_storage_id(instance: dg.DagsterInstance, asset_key: dg.AssetKey) -> int | None:
+    """Storage id of the asset's newest materialization (any partition), None if never built."""
+    records = instance.fetch_materializations(asset_key, limit=1).records
+    return records[0].storage_id if records else None
