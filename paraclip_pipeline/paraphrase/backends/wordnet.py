@@ -16,6 +16,7 @@ import os
 import random
 import shutil
 import tempfile
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -138,7 +139,7 @@ MIN_SENSE_COUNT = 1  # the substitute must be attested in this very sense (SemCo
 MIN_WORD_COUNT = 5  # ... and be a frequent word overall (sum of its sense counts)
 TOP_CANDIDATES = 3  # the seeded choice picks among this many best-attested words
 SHARED_PREFIX = 4  # "photo" -> "photograph" is the same word, not a substitute
-STAGE1_SWAP_SHARE = 0.25  # "a few synonyms" in stage 1; stage 2 swaps everything it can
+STAGE1_SWAP_SHARE = 0.34  # "a few synonyms" in stage 1; stage 2 swaps everything it can
 
 
 def _wordnet_cache_root() -> Path:
@@ -199,7 +200,10 @@ def load_wordnet() -> WordNetCorpusReader:
             # is none offline and the rewriter is English-only.
             return None
 
-    return StandaloneWordNetReader(str(directory), None)
+    with warnings.catch_warnings():
+        # Expected here: without the multilingual data nltk warns that OMW is unavailable.
+        warnings.filterwarnings("ignore", message="The multilingual functions")
+        return StandaloneWordNetReader(str(directory), None)
 
 
 @functools.cache
@@ -302,13 +306,17 @@ class WordNetRewriter:
         results = []
         for source, doc in zip(texts, self._nlp.pipe(cleaned), strict=True):
             rng = random.Random(hashlib.sha256(f"{stage}\x00{source}".encode()).digest())
-            swappable = [token.i for token in doc if self._swappable(token)]
-            if stage == 1:
-                count = max(1, round(len(swappable) * STAGE1_SWAP_SHARE)) if swappable else 0
-                swappable = sorted(rng.sample(swappable, count))
-            words = [token.text for token in doc]
-            for index in swappable:
-                words[index] = self._replacement(doc[index], rng) or words[index]
+            replacements = {
+                token.i: replacement
+                for token in doc
+                if self._swappable(token) and (replacement := self._replacement(token, rng))
+            }
+            if stage == 1 and replacements:
+                # A light rewrite: a few of the words that have a good substitute.
+                count = max(1, round(len(replacements) * STAGE1_SWAP_SHARE))
+                chosen = rng.sample(sorted(replacements), count)
+                replacements = {index: replacements[index] for index in chosen}
+            words = [replacements.get(token.i, token.text) for token in doc]
             words = self._fix_articles(words)
             results.append(
                 "".join(word + token.whitespace_ for word, token in zip(words, doc, strict=True))
