@@ -1,0 +1,110 @@
+"""Vectorised text features (polars expressions) that the lexical filter rules compare.
+
+A feature is a named derived column. Rules declare the features they read; the filter
+computes each needed feature once per shard, level by level (a feature's inputs first),
+so two rules that compare the same pair of columns share one token-set computation.
+
+Definitions (documented in docs/filtering.md):
+- whitespace tokens: maximal runs of non-whitespace, as ``str.split()`` counts them (the
+  paper's caption length);
+- words: the lowercased text cut at whitespace and punctuation, in order; joined by single
+  spaces they are the "normalised" text (case folded, punctuation stripped, whitespace
+  collapsed), so two texts are identical after normalisation when their word lists are equal;
+- word overlap: Jaccard index of the two word sets; two texts without any words overlap fully.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import polars as pl
+
+# Unicode punctuation (\p{P}) and whitespace separate words; symbols and emoji stay words.
+WORD_PATTERN = r"[^\s\p{P}]+"
+WHITESPACE_TOKEN_PATTERN = r"\S+"
+FEATURE_PREFIX = "__feature_"
+
+
+@dataclass(frozen=True, eq=False)
+class Feature:
+    """A derived column: its name, the expression computing it, and the features it reads."""
+
+    name: str
+    expr: pl.Expr
+    inputs: tuple[Feature, ...] = field(default=())
+
+    @property
+    def column(self) -> pl.Expr:
+        return pl.col(self.name)
+
+    @property
+    def level(self) -> int:
+        return 1 + max((item.level for item in self.inputs), default=-1)
+
+
+def whitespace_token_count(column: str) -> Feature:
+    """Number of whitespace-separated tokens; a null text has none."""
+    return Feature(
+        f"{FEATURE_PREFIX}ntokens_{column}",
+        pl.col(column).str.count_matches(WHITESPACE_TOKEN_PATTERN).fill_null(0),
+    )
+
+
+def words(column: str) -> Feature:
+    """Lowercased words in order (the normalised text as a list); a null text has none."""
+    return Feature(
+        f"{FEATURE_PREFIX}words_{column}",
+        pl.col(column).fill_null("").str.to_lowercase().str.extract_all(WORD_PATTERN),
+    )
+
+
+def word_set(column: str) -> Feature:
+    source = words(column)
+    return Feature(
+        f"{FEATURE_PREFIX}wordset_{column}", source.column.list.unique(), inputs=(source,)
+    )
+
+
+def same_normalised(left: str, right: str) -> Feature:
+    """True when both texts are identical after normalisation (equal word lists)."""
+    a, b = words(left), words(right)
+    return Feature(
+        f"{FEATURE_PREFIX}same_{left}_{right}",
+        a.column == b.column,
+        inputs=(a, b),
+    )
+
+
+def word_jaccard(left: str, right: str) -> Feature:
+    """Jaccard index of the two word sets, in [0, 1]; 1.0 when neither text has a word."""
+    a, b = word_set(left), word_set(right)
+    shared = a.column.list.set_intersection(b.column).list.len()
+    union = a.column.list.len() + b.column.list.len() - shared
+    return Feature(
+        f"{FEATURE_PREFIX}jaccard_{left}_{right}",
+        pl.when(union == 0).then(pl.lit(1.0)).otherwise(shared / union),
+        inputs=(a, b),
+    )
+
+
+def with_features(frame: pl.DataFrame, features: Iterable[Feature]) -> pl.DataFrame:
+    """``frame`` plus every feature in ``features`` and their inputs, each computed once.
+
+    Features of one level are computed together in one ``with_columns``, so polars runs
+    them in parallel and later levels read the materialised columns instead of
+    recomputing them.
+    """
+    by_name: dict[str, Feature] = {}
+    pending = list(features)
+    while pending:
+        feature = pending.pop()
+        if feature.name not in by_name and feature.name not in frame.columns:
+            by_name[feature.name] = feature
+            pending.extend(feature.inputs)
+    levels: dict[int, list[Feature]] = {}
+    for feature in by_name.values():
+        levels.setdefault(feature.level, []).append(feature)
+    for level in sorted(levels):
+        frame = frame.with_columns([feature.expr.alias(feature.name) for feature in levels[level]])
+    return frame
