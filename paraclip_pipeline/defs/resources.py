@@ -147,8 +147,9 @@ def default_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
         "paraphraser": ParaphraserResource(
             backend=dg.EnvVar("PARACLIP_LLM_BACKEND").get_value("wordnet"),  # type: ignore[arg-type]
             model=dg.EnvVar("PARACLIP_LLM_MODEL").get_value("") or "",
-            base_url=dg.EnvVar("PARACLIP_LLM_BASE_URL").get_value(),
-            api_key_env=dg.EnvVar("PARACLIP_LLM_API_KEY_ENV").get_value(),
+            # Compose passes unset variables as empty strings: treat those as unset.
+            base_url=dg.EnvVar("PARACLIP_LLM_BASE_URL").get_value() or None,
+            api_key_env=dg.EnvVar("PARACLIP_LLM_API_KEY_ENV").get_value() or None,
         ),
         "clip_model": ClipModelResource(profile=settings.model_profile),
         "sentence_encoder": SentenceEncoderResource(),
