@@ -145,7 +145,7 @@ def default_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
             image_root=str(settings.image_root) if settings.image_root else None,
         ),
         "paraphraser": ParaphraserResource(
-            backend=dg.EnvVar("PARACLIP_LLM_BACKEND").get_value("wordnet"),  # type: ignore[arg-type]
+            backend=dg.EnvVar("PARACLIP_LLM_BACKEND").get_value() or "wordnet",  # type: ignore[arg-type]
             model=dg.EnvVar("PARACLIP_LLM_MODEL").get_value("") or "",
             # Compose passes unset variables as empty strings: treat those as unset.
             base_url=dg.EnvVar("PARACLIP_LLM_BASE_URL").get_value() or None,
