@@ -1,0 +1,362 @@
+"""Baseline vs fine-tuned report: Markdown, self-contained HTML, results JSON and PNG plots.
+
+Numbers in the tables are the raw scores x 100 (Spearman x 100, accuracies, recalls and
+rank similarities in percent); ``results.json`` and ``headline`` keep the raw values.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from paraclip_pipeline.evaluation.errors import ReportError
+from paraclip_pipeline.evaluation.results import BenchmarkResult, SuiteResult
+from paraclip_pipeline.storage import write_bytes_atomic, write_text_atomic
+
+MARKDOWN_NAME = "report.md"
+HTML_NAME = "report.html"
+RESULTS_NAME = "results.json"
+DELTAS_PLOT_NAME = "deltas.png"
+DISTRIBUTION_PLOT_NAME = "rank_similarity_distribution.png"
+AVERAGE_TASK = "average"
+HISTOGRAM_BINS = np.linspace(0.0, 1.0, 21)
+
+
+@dataclass(frozen=True)
+class ReportFiles:
+    markdown: Path
+    html: Path
+    results_json: Path
+    plots: list[Path]
+    summary_table_markdown: str
+    headline: dict[str, float]
+
+
+@dataclass(frozen=True)
+class ComparisonRow:
+    benchmark: str
+    task: str
+    metric: str
+    baseline: float | None
+    finetuned: float | None
+
+    @property
+    def delta(self) -> float | None:
+        if self.baseline is None or self.finetuned is None:
+            return None
+        return self.finetuned - self.baseline
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+def _pair(
+    baseline: SuiteResult, finetuned: SuiteResult
+) -> list[tuple[str, BenchmarkResult | None, BenchmarkResult | None]]:
+    names = list(dict.fromkeys([*baseline.benchmarks, *finetuned.benchmarks]))
+    return [(name, baseline.benchmarks.get(name), finetuned.benchmarks.get(name)) for name in names]
+
+
+def comparison_rows(
+    baseline: SuiteResult, finetuned: SuiteResult, *, averages_only: bool
+) -> list[ComparisonRow]:
+    """One row per benchmark x task x metric (or per averaged metric), side by side."""
+    rows = []
+    for _, base, tuned in _pair(baseline, finetuned):
+        present = [result for result in (base, tuned) if result and result.status == "ok"]
+        if not present:
+            continue
+        title = present[0].title
+        if not averages_only:
+            tasks = dict.fromkeys(task for result in present for task in result.scores)
+            for task in tasks:
+                metrics = dict.fromkeys(
+                    metric for result in present for metric in result.scores.get(task, {})
+                )
+                for metric in metrics:
+                    rows.append(
+                        ComparisonRow(
+                            title,
+                            task,
+                            metric,
+                            _finite(base.scores.get(task, {}).get(metric)) if base else None,
+                            _finite(tuned.scores.get(task, {}).get(metric)) if tuned else None,
+                        )
+                    )
+        metrics = dict.fromkeys(metric for result in present for metric in result.averages)
+        for metric in metrics:
+            rows.append(
+                ComparisonRow(
+                    title,
+                    AVERAGE_TASK,
+                    metric,
+                    _finite(base.averages.get(metric)) if base else None,
+                    _finite(tuned.averages.get(metric)) if tuned else None,
+                )
+            )
+    return rows
+
+
+def headline_numbers(baseline: SuiteResult, finetuned: SuiteResult) -> dict[str, float]:
+    """Averaged metrics under short stable names (e.g. ``sts_avg_delta``, ``ao10_delta``)."""
+    headline: dict[str, float] = {}
+    for _, base, tuned in _pair(baseline, finetuned):
+        if base is None or tuned is None or "absent" in (base.status, tuned.status):
+            continue
+        for metric, stem in base.headline_stems.items():
+            before = _finite(base.averages.get(metric))
+            after = _finite(tuned.averages.get(metric))
+            if before is None or after is None:
+                continue
+            headline[f"{stem}_baseline"] = before
+            headline[f"{stem}_finetuned"] = after
+            headline[f"{stem}_delta"] = after - before
+    return headline
+
+
+def _percent(value: float | None, *, signed: bool = False) -> str:
+    if value is None:
+        return "—"
+    return f"{value * 100:+.2f}" if signed else f"{value * 100:.2f}"
+
+
+def _table_cells(rows: list[ComparisonRow]) -> tuple[list[str], list[list[str]]]:
+    header = ["Benchmark", "Task", "Metric", "Baseline", "Fine-tuned", "Δ"]
+    body = [
+        [
+            row.benchmark,
+            row.task,
+            row.metric,
+            _percent(row.baseline),
+            _percent(row.finetuned),
+            _percent(row.delta, signed=True),
+        ]
+        for row in rows
+    ]
+    return header, body
+
+
+def markdown_table(rows: list[ComparisonRow]) -> str:
+    header, body = _table_cells(rows)
+
+    def line(cells: list[str]) -> str:
+        return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
+
+    divider = "|" + "|".join(["---"] * 3 + ["---:"] * 3) + "|"
+    return "\n".join([line(header), divider, *(line(cells) for cells in body)])
+
+
+def html_table(rows: list[ComparisonRow]) -> str:
+    header, body = _table_cells(rows)
+    head = "".join(f"<th>{html.escape(cell)}</th>" for cell in header)
+    lines = [
+        "<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in cells) + "</tr>"
+        for cells in body
+    ]
+    return "\n".join(
+        ["<table>", f"<thead><tr>{head}</tr></thead>", "<tbody>", *lines, "</tbody>", "</table>"]
+    )
+
+
+def _png_bytes(figure: Figure) -> bytes:
+    buffer = io.BytesIO()
+    # No "Software" stamp: identical results give byte-identical PNGs on rerun.
+    figure.savefig(buffer, format="png", dpi=110, metadata={"Software": None})
+    return buffer.getvalue()
+
+
+def deltas_plot(rows: list[ComparisonRow]) -> bytes | None:
+    """Horizontal bars: fine-tuned minus baseline of every averaged metric, x 100."""
+    averaged = [row for row in rows if row.task == AVERAGE_TASK and row.delta is not None]
+    if not averaged:
+        return None
+    labels = [f"{row.benchmark}\n{row.metric}" for row in averaged]
+    deltas = [row.delta * 100 for row in averaged if row.delta is not None]
+    figure = Figure(figsize=(8, 0.6 * len(averaged) + 1.5), layout="constrained")
+    axes = figure.subplots()
+    colours = ["tab:green" if delta >= 0 else "tab:red" for delta in deltas]
+    positions = np.arange(len(averaged))
+    axes.barh(positions, deltas, color=colours)
+    axes.set_yticks(positions, labels, fontsize=8)
+    axes.invert_yaxis()
+    axes.axvline(0.0, color="black", linewidth=0.8)
+    axes.set_xlabel("fine-tuned − baseline (× 100)")
+    axes.set_title("Change per benchmark (averaged metrics)")
+    return _png_bytes(figure)
+
+
+def distribution_plot(baseline: SuiteResult, finetuned: SuiteResult) -> bytes | None:
+    """Histograms of per-query AO@k (smallest k), baseline vs fine-tuned, one panel per task."""
+    k = min(baseline.rank_ks)
+    suffix = f" AO@{k}"
+    panels = []
+    for _, base, tuned in _pair(baseline, finetuned):
+        if base is None or tuned is None:
+            continue
+        for key, values in base.distributions.items():
+            if key.endswith(suffix) and key in tuned.distributions:
+                panels.append((f"{base.title}\n{key}", values, tuned.distributions[key]))
+    if not panels:
+        return None
+    figure = Figure(figsize=(6 * len(panels), 4), layout="constrained")
+    for axes, (label, before, after) in zip(
+        np.atleast_1d(figure.subplots(1, len(panels))), panels, strict=True
+    ):
+        for name, values in (("baseline", before), ("fine-tuned", after)):
+            label_with_mean = f"{name} (mean {np.mean(values):.3f})"
+            axes.hist(values, bins=HISTOGRAM_BINS, alpha=0.55, label=label_with_mean)
+        axes.set_title(label, fontsize=9)
+        axes.set_xlabel(f"AO@{k} per query")
+        axes.set_ylabel("queries")
+        axes.legend(fontsize=8)
+    return _png_bytes(figure)
+
+
+def _absent_lines(baseline: SuiteResult, finetuned: SuiteResult) -> list[str]:
+    lines = []
+    for _, base, tuned in _pair(baseline, finetuned):
+        for label, result in (("baseline", base), ("fine-tuned", tuned)):
+            if result is not None and result.status == "absent":
+                lines.append(f"{result.title} ({label}): absent — {'; '.join(result.notes)}")
+            elif result is not None and result.absent_tasks:
+                lines.append(
+                    f"{result.title} ({label}): task(s) absent: {', '.join(result.absent_tasks)}"
+                )
+    return list(dict.fromkeys(lines))
+
+
+def _benchmark_notes(baseline: SuiteResult, finetuned: SuiteResult) -> list[str]:
+    notes = []
+    for _, base, tuned in _pair(baseline, finetuned):
+        for result in (base, tuned):
+            if result is not None and result.status == "ok":
+                notes.extend(f"{result.title}: {note}" for note in result.notes)
+    return list(dict.fromkeys(notes))
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN/inf become null, so results.json is strict JSON."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(item) for item in value]
+    return value
+
+
+def render_report(
+    baseline: SuiteResult,
+    finetuned: SuiteResult,
+    out_dir: Path,
+    *,
+    title: str,
+    notes: list[str],
+    context: dict[str, str],
+) -> ReportFiles:
+    """Write report.md, report.html (PNGs inlined), results.json and the PNGs into ``out_dir``."""
+    if baseline.rank_ks != finetuned.rank_ks:
+        raise ReportError(
+            f"baseline was scored at k={baseline.rank_ks} but fine-tuned at k={finetuned.rank_ks}; "
+            "run both with the same EvaluationConfig"
+        )
+    out_dir = Path(out_dir)
+    summary_rows = comparison_rows(baseline, finetuned, averages_only=True)
+    all_rows = comparison_rows(baseline, finetuned, averages_only=False)
+    summary = markdown_table(summary_rows)
+    headline = headline_numbers(baseline, finetuned)
+    plots = {
+        DELTAS_PLOT_NAME: (deltas_plot(summary_rows), "Change per benchmark"),
+        DISTRIBUTION_PLOT_NAME: (
+            distribution_plot(baseline, finetuned),
+            "Rank similarity per query, baseline vs fine-tuned",
+        ),
+    }
+    written_plots = [
+        write_bytes_atomic(png, out_dir / name) for name, (png, _) in plots.items() if png
+    ]
+    absent = _absent_lines(baseline, finetuned)
+    benchmark_notes = _benchmark_notes(baseline, finetuned)
+
+    markdown_parts = [f"# {title}", ""]
+    markdown_parts += [f"- **{key}**: {value}" for key, value in context.items()]
+    markdown_parts += ["", "All scores × 100 (Spearman × 100; accuracy, recall, AO@k, JS@k in %)."]
+    if notes:
+        markdown_parts += ["", "## Notes", "", *(f"- {note}" for note in notes)]
+    markdown_parts += ["", "## Summary (averages)", "", summary]
+    markdown_parts += ["", "## All benchmarks and tasks", "", markdown_table(all_rows)]
+    if absent:
+        markdown_parts += ["", "## Absent", "", *(f"- {line}" for line in absent)]
+    if benchmark_notes:
+        markdown_parts += ["", "## Benchmark details", ""]
+        markdown_parts += [f"- {note}" for note in benchmark_notes]
+    markdown_parts += [""]
+    for name, (png, caption) in plots.items():
+        if png:
+            markdown_parts += [f"![{caption}]({name})", ""]
+    markdown = "\n".join(markdown_parts)
+
+    def html_list(items: list[str]) -> str:
+        return "<ul>" + "".join(f"<li>{html.escape(item)}</li>" for item in items) + "</ul>"
+
+    html_parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{html.escape(title)}</title>",
+        "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}"
+        "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #bbb;"
+        "padding:3px 8px}td:nth-child(n+4){text-align:right}img{max-width:100%}</style>",
+        "</head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+        html_list([f"{key}: {value}" for key, value in context.items()]),
+        "<p>All scores × 100 (Spearman × 100; accuracy, recall, AO@k, JS@k in %).</p>",
+    ]
+    if notes:
+        html_parts += ["<h2>Notes</h2>", html_list(notes)]
+    html_parts += ["<h2>Summary (averages)</h2>", html_table(summary_rows)]
+    html_parts += ["<h2>All benchmarks and tasks</h2>", html_table(all_rows)]
+    if absent:
+        html_parts += ["<h2>Absent</h2>", html_list(absent)]
+    if benchmark_notes:
+        html_parts += ["<h2>Benchmark details</h2>", html_list(benchmark_notes)]
+    for png, caption in plots.values():
+        if png:
+            encoded = base64.b64encode(png).decode("ascii")
+            html_parts.append(
+                f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{encoded}">'
+                f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+            )
+    html_parts.append("</body></html>")
+
+    results = {
+        "title": title,
+        "context": context,
+        "notes": notes,
+        "headline": headline,
+        "summary": [row.__dict__ | {"delta": row.delta} for row in summary_rows],
+        "baseline": baseline.to_dict(),
+        "finetuned": finetuned.to_dict(),
+    }
+    results_path = write_text_atomic(
+        json.dumps(_json_safe(results), indent=1, allow_nan=False), out_dir / RESULTS_NAME
+    )
+    markdown_path = write_text_atomic(markdown, out_dir / MARKDOWN_NAME)
+    html_path = write_text_atomic("\n".join(html_parts), out_dir / HTML_NAME)
+    return ReportFiles(
+        markdown=markdown_path,
+        html=html_path,
+        results_json=results_path,
+        plots=written_plots,
+        summary_table_markdown=summary,
+        headline=headline,
+    )

@@ -1,0 +1,107 @@
+"""End to end: run_suite on every benchmark fixture, then render_report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from paraclip_pipeline.evaluation.report import render_report
+from paraclip_pipeline.evaluation.results import SuiteResult
+from paraclip_pipeline.evaluation.suite import EvaluationConfig, run_suite
+from paraclip_pipeline_tests.evaluation.support import STS_FIXTURES, HashingEncoder
+from paraclip_pipeline_tests.evaluation.test_retrieval import HELDOUT
+
+NOTE = "Image tower is randomly initialised: image-side numbers measure the pipeline only."
+
+
+@pytest.fixture
+def config(aro_dir: Path, coco_dir: Path) -> EvaluationConfig:
+    return EvaluationConfig(
+        sts_dir=STS_FIXTURES,
+        aro_dir=aro_dir,
+        coco_dir=coco_dir,
+        rank_k=(3, 2),
+        aro_min_attribute_pair_count=2,
+    )
+
+
+def test_suite_runs_every_benchmark_and_round_trips_json(config: EvaluationConfig) -> None:
+    result = run_suite(HashingEncoder(seed=0), config, HELDOUT)
+    assert {name: bench.status for name, bench in result.benchmarks.items()} == {
+        "sts": "ok",
+        "heldout_rank_similarity": "ok",
+        "coco_rank_similarity": "ok",
+        "zero_shot_retrieval": "ok",
+        "aro": "ok",
+    }
+    assert result.rank_ks == [2, 3]
+    as_json = json.dumps(result.to_dict())
+    assert SuiteResult.from_dict(json.loads(as_json)).to_dict() == json.loads(as_json)
+
+
+def test_suite_reports_absent_benchmarks() -> None:
+    result = run_suite(HashingEncoder(), EvaluationConfig(), None)
+    assert {bench.status for bench in result.benchmarks.values()} == {"absent"}
+
+
+def test_report_files_tables_plots_and_headline(config: EvaluationConfig, tmp_path: Path) -> None:
+    baseline = run_suite(HashingEncoder(seed=0), config, HELDOUT)
+    finetuned = run_suite(HashingEncoder(seed=1), config, HELDOUT)
+    out_dir = tmp_path / "report"
+    files = render_report(
+        baseline,
+        finetuned,
+        out_dir,
+        title="Test report",
+        notes=[NOTE],
+        context={"checkpoint": "ckpt-1"},
+    )
+    for path in (files.markdown, files.html, files.results_json, *files.plots):
+        assert path.is_file() and path.parent == out_dir
+    assert sorted(path.name for path in files.plots) == [
+        "deltas.png",
+        "rank_similarity_distribution.png",
+    ]
+    for plot in files.plots:
+        with Image.open(plot) as image:
+            image.verify()
+            assert image.format == "PNG"
+
+    sts_before = baseline.benchmarks["sts"].averages["spearman"]
+    sts_after = finetuned.benchmarks["sts"].averages["spearman"]
+    assert files.headline["sts_avg_baseline"] == pytest.approx(sts_before)
+    assert files.headline["sts_avg_delta"] == pytest.approx(sts_after - sts_before)
+    assert {"ao2_delta", "js3_delta", "coco_ao2_delta", "aro_macro_accuracy_delta"} <= set(
+        files.headline
+    )
+
+    html = files.html.read_text()
+    assert "<table>" in html and "STS (Spearman of cosine vs gold)" in html
+    assert f"{sts_before * 100:.2f}" in html
+    assert html.count("data:image/png;base64,") == 2
+    assert NOTE in html and NOTE in files.markdown.read_text()
+    assert (
+        "| Benchmark | Task | Metric | Baseline | Fine-tuned | Δ |" in files.summary_table_markdown
+    )
+    assert files.summary_table_markdown in files.markdown.read_text()
+    assert "STS13" in files.markdown.read_text()  # listed among the absent tasks
+
+    saved = json.loads(files.results_json.read_text())
+    assert saved["headline"] == pytest.approx(files.headline)
+    assert saved["baseline"]["benchmarks"]["sts"]["scores"]["STS12"]["spearman"] == pytest.approx(
+        baseline.benchmarks["sts"].scores["STS12"]["spearman"]
+    )
+
+    first_bytes = {path.name: path.read_bytes() for path in out_dir.iterdir()}
+    render_report(
+        baseline,
+        finetuned,
+        out_dir,
+        title="Test report",
+        notes=[NOTE],
+        context={"checkpoint": "ckpt-1"},
+    )
+    assert {path.name: path.read_bytes() for path in out_dir.iterdir()} == first_bytes
