@@ -100,8 +100,8 @@ def refresh_requests(
             requests.append(
                 dg.RunRequest(
                     partition_key=shard,
-                    job_name=shard_job.name,
-                    tags={"paraclip/reason": "refresh"},
+                    asset_selection=PER_SHARD_ASSETS,
+                    tags={"paraclip/reason": "refresh", LLM_TAG: "default"},
                 )
             )
     if requests:
@@ -111,7 +111,10 @@ def refresh_requests(
     newest_pairs = max((record.storage_id for record in pairs.values()), default=-1)
     if pairs and (checkpoint is None or checkpoint < newest_pairs):
         requests.append(
-            dg.RunRequest(job_name=training_job.name, tags={"paraclip/reason": "refresh"})
+            dg.RunRequest(
+                asset_selection=[text_encoder_checkpoint.key, benchmark_report.key],
+                tags={"paraclip/reason": "refresh"},
+            )
         )
     return requests
 
@@ -120,7 +123,7 @@ def build_nightly_refresh(cron_schedule: str, filtered_pairs_code_version: str):
     @dg.schedule(
         name="nightly_refresh",
         cron_schedule=cron_schedule,
-        jobs=[shard_job, training_job],
+        target=dg.AssetSelection.all(),
         default_status=dg.DefaultScheduleStatus.RUNNING,
         description="Rebuild missing or stale shards; retrain when filtered pairs changed.",
     )

@@ -129,6 +129,9 @@ def test_refresh_retrains_when_pairs_are_newer_than_checkpoint(instance) -> None
     instance.report_runless_asset_event(dg.AssetMaterialization("text_encoder_checkpoint"))
     _materialize(instance, "filtered_pairs", "alpha", code_version="rules")
     [request] = refresh_requests(instance, "rules")
-    assert request.job_name == "training_job"
+    assert set(request.asset_selection) == {
+        dg.AssetKey("text_encoder_checkpoint"),
+        dg.AssetKey("benchmark_report"),
+    }
     instance.report_runless_asset_event(dg.AssetMaterialization("text_encoder_checkpoint"))
     assert refresh_requests(instance, "rules") == []
