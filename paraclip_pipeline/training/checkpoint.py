@@ -1,0 +1,246 @@
+"""Checkpoint files: final model + manifest, verification, and resumable training state.
+
+Final checkpoint directory (built in a temporary sibling, then renamed into place so a
+reader never sees half of one)::
+
+    model.safetensors          state dict of the FULL open_clip model
+    open_clip_config.json      {"model_cfg", "preprocess_cfg"}: open_clip "local-dir:" loading
+    trained_caption_ids.json   the exact rows trained on
+    hf_text/                   HF text tower export (save_pretrained + projection), if any
+    tokenizer files            beside the config, for open_clip "local-dir:" (HF towers only)
+    manifest.json              config, profile, code version, metrics, inputs, sha256s
+
+Training state (``<output_dir>.train-state/step-NNNNNNNN/``) is written every N steps
+the same way and removed once the final checkpoint is in place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import open_clip
+import torch
+from safetensors.torch import load_file, save_file
+
+from paraclip_pipeline.modeling.profiles import ModelProfile
+from paraclip_pipeline.storage import sha256_file, write_text_atomic
+
+CHECKPOINT_FORMAT = "paraclip-checkpoint-v1"
+WEIGHTS_FILE = "model.safetensors"
+MANIFEST_FILE = "manifest.json"
+OPEN_CLIP_CONFIG_FILE = "open_clip_config.json"
+CAPTION_IDS_FILE = "trained_caption_ids.json"
+HF_EXPORT_DIR = "hf_text"
+HF_PROJECTION_FILE = "projection.safetensors"
+STATE_WEIGHTS_FILE = "trainable.safetensors"
+STATE_TORCH_FILE = "optimizer_scheduler_rng.pt"
+STATE_META_FILE = "state.json"
+# Sources whose change changes what a checkpoint means: hashed into its code version.
+_CODE_VERSION_SOURCES = ("losses.py", "loop.py", "checkpoint.py", "config.py", "distributed.py")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint or training state that is missing, incomplete or tampered with."""
+
+
+def code_version() -> dict[str, str]:
+    training_dir = Path(__file__).parent
+    digest = hashlib.sha256()
+    for name in _CODE_VERSION_SOURCES:
+        digest.update((training_dir / name).read_bytes())
+    return {
+        "paraclip_pipeline": metadata.version("paraclip-pipeline"),
+        "training_code_sha256": digest.hexdigest(),
+        "torch": torch.__version__,
+        "open_clip": open_clip.__version__,
+    }
+
+
+def state_root_for(output_dir: Path) -> Path:
+    return output_dir.with_name(f"{output_dir.name}.train-state")
+
+
+@contextmanager
+def atomic_directory(target: Path) -> Iterator[Path]:
+    """Yield an empty temporary directory beside ``target``; rename it onto ``target``."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        yield staging
+        if target.exists():
+            raise CheckpointError(f"{target} already exists; refusing to overwrite it")
+        os.replace(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _cpu_state(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    # Clones: safetensors refuses tensors that share storage.
+    return {name: t.detach().to("cpu").clone().contiguous() for name, t in tensors.items()}
+
+
+def _export_hf_text(model: torch.nn.Module, tokenizer: Any, export_dir: Path) -> None:
+    """HF text tower for ``transformers`` users: the encoder, its tokenizer, and the head."""
+    text = model.text
+    text.transformer.save_pretrained(export_dir)
+    tokenizer.tokenizer.save_pretrained(export_dir)
+    save_file(_cpu_state(text.proj.state_dict()), export_dir / HF_PROJECTION_FILE)
+    head = {
+        "pooler": type(text.pooler).__name__,
+        "projection_file": HF_PROJECTION_FILE,
+        "output_dim": text.output_dim,
+        "normalize": True,
+        "usage": "masked pooling of last_hidden_state, then the projection, then L2-normalise",
+    }
+    write_text_atomic(json.dumps(head, indent=2), export_dir / "paraclip_text_head.json")
+
+
+def write_checkpoint(
+    output_dir: Path,
+    *,
+    model: torch.nn.Module,
+    tokenizer: Any,
+    profile: ModelProfile,
+    model_config: dict[str, Any],
+    manifest_fields: dict[str, Any],
+    trained_caption_ids: list[str],
+) -> dict[str, Any]:
+    """Write the final checkpoint directory atomically; returns its manifest."""
+    output_dir = Path(output_dir).resolve()
+    is_hf_text = "hf_model_name" in model_config["text_cfg"]
+    with atomic_directory(output_dir) as staging:
+        save_file(_cpu_state(model.state_dict()), staging / WEIGHTS_FILE)
+        if is_hf_text:
+            _export_hf_text(model, tokenizer, staging / HF_EXPORT_DIR)
+            tokenizer.tokenizer.save_pretrained(staging)
+            # The final path, so open_clip "local-dir:" finds the HF config after the rename.
+            text_dir = str(output_dir / HF_EXPORT_DIR)
+            model_config = {
+                **model_config,
+                "text_cfg": {
+                    **model_config["text_cfg"],
+                    "hf_model_name": text_dir,
+                    "hf_tokenizer_name": text_dir,
+                },
+            }
+        open_clip_config = {
+            "model_cfg": model_config,
+            "preprocess_cfg": dict(model.visual.preprocess_cfg),
+        }
+        write_text_atomic(json.dumps(open_clip_config, indent=2), staging / OPEN_CLIP_CONFIG_FILE)
+        write_text_atomic(json.dumps(trained_caption_ids), staging / CAPTION_IDS_FILE)
+        manifest = {
+            "format": CHECKPOINT_FORMAT,
+            **manifest_fields,
+            "profile": profile.to_dict(),
+            "code_version": code_version(),
+            "weights_file": WEIGHTS_FILE,
+            "weights_sha256": sha256_file(staging / WEIGHTS_FILE),
+            "trained_caption_ids_file": CAPTION_IDS_FILE,
+            "trained_caption_ids_sha256": sha256_file(staging / CAPTION_IDS_FILE),
+            "trained_caption_count": len(trained_caption_ids),
+            "hf_text_export": HF_EXPORT_DIR if is_hf_text else None,
+        }
+        write_text_atomic(json.dumps(manifest, indent=2, default=str), staging / MANIFEST_FILE)
+    return manifest
+
+
+def read_manifest(checkpoint_dir: Path) -> dict[str, Any]:
+    manifest_path = Path(checkpoint_dir) / MANIFEST_FILE
+    if not manifest_path.is_file():
+        raise CheckpointError(f"{checkpoint_dir} is not a checkpoint: {MANIFEST_FILE} is missing")
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise CheckpointError(f"{manifest_path} is not valid JSON: {error}") from error
+    if not isinstance(manifest, dict) or manifest.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{manifest_path} is not a {CHECKPOINT_FORMAT} manifest")
+    return manifest
+
+
+def verify_checkpoint(checkpoint_dir: Path) -> dict[str, Any]:
+    """The manifest, after checking every file it names against its recorded sha256."""
+    checkpoint_dir = Path(checkpoint_dir)
+    manifest = read_manifest(checkpoint_dir)
+    for file_key, sha_key in (
+        ("weights_file", "weights_sha256"),
+        ("trained_caption_ids_file", "trained_caption_ids_sha256"),
+    ):
+        path = checkpoint_dir / manifest[file_key]
+        if not path.is_file():
+            raise CheckpointError(f"checkpoint {checkpoint_dir}: {path.name} is missing")
+        actual = sha256_file(path)
+        if actual != manifest[sha_key]:
+            raise CheckpointError(
+                f"checkpoint {checkpoint_dir}: {path.name} has sha256 {actual}, the manifest "
+                f"records {manifest[sha_key]}; the file was modified or corrupted, refusing it"
+            )
+    return manifest
+
+
+def read_trained_caption_ids(checkpoint_dir: Path, manifest: dict[str, Any]) -> list[str]:
+    path = Path(checkpoint_dir) / manifest["trained_caption_ids_file"]
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def save_training_state(
+    state_root: Path,
+    *,
+    step: int,
+    trainable: dict[str, torch.Tensor],
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    meta: dict[str, Any],
+) -> Path:
+    """Write ``step-NNNNNNNN`` atomically, then drop older states (the newest is enough)."""
+    target = state_root / f"step-{step:08d}"
+    with atomic_directory(target) as staging:
+        save_file(_cpu_state(trainable), staging / STATE_WEIGHTS_FILE)
+        torch.save(
+            {
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "torch_rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            },
+            staging / STATE_TORCH_FILE,
+        )
+        write_text_atomic(json.dumps({**meta, "step": step}), staging / STATE_META_FILE)
+    for older in state_root.glob("step-*"):
+        if older != target:
+            shutil.rmtree(older, ignore_errors=True)
+    return target
+
+
+def load_latest_training_state(state_root: Path) -> dict[str, Any] | None:
+    """The newest complete training state, or None when there is none."""
+    candidates = sorted(state_root.glob("step-*")) if state_root.is_dir() else []
+    if not candidates:
+        return None
+    latest = candidates[-1]
+    try:
+        meta = json.loads((latest / STATE_META_FILE).read_text(encoding="utf-8"))
+        trainable = load_file(latest / STATE_WEIGHTS_FILE)
+        torch_state = torch.load(latest / STATE_TORCH_FILE, map_location="cpu", weights_only=True)
+    except (OSError, ValueError, RuntimeError) as error:
+        raise CheckpointError(f"training state {latest} cannot be read: {error}") from error
+    return {**torch_state, "meta": meta, "trainable": trainable, "path": latest}
+
+
+def restore_rng(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch_rng"])
+    if state["cuda_rng"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
+
+
+def remove_training_state(state_root: Path) -> None:
+    shutil.rmtree(state_root, ignore_errors=True)

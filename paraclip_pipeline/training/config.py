@@ -1,0 +1,56 @@
+"""Training hyper-parameters as data (read from YAML by the Dagster resource)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class LossWeights(BaseModel):
+    """Weights of the three ParaCLIP InfoNCE terms (the paper sums them with weight 1)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    image_paraphrase2: float = Field(1.0, ge=0.0, description="L1(image, T'')")
+    caption_paraphrase1: float = Field(1.0, ge=0.0, description="L2(caption, T')")
+    paraphrase1_paraphrase2: float = Field(1.0, ge=0.0, description="L3(T', T'')")
+
+
+class TrainConfig(BaseModel):
+    """Everything that decides a training run; hashed into the run fingerprint.
+
+    ``batch_size`` is the global micro-batch (split evenly across ``nproc`` ranks, so
+    contrastive negatives are the same whatever the process count); one optimizer step
+    sees ``batch_size * grad_accum_steps`` rows.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    lr: float = Field(1e-5, gt=0.0)
+    warmup_steps: int = Field(50, ge=0)
+    lr_schedule: Literal["cosine", "constant"] = "cosine"
+    weight_decay: float = Field(0.1, ge=0.0)
+    batch_size: int = Field(256, ge=2)
+    epochs: int = Field(1, ge=1)
+    max_steps: int | None = Field(None, ge=1)
+    grad_clip_norm: float | None = Field(1.0, gt=0.0)
+    seed: int = 0
+    bf16: bool = False
+    grad_accum_steps: int = Field(1, ge=1)
+    loss_weights: LossWeights = LossWeights()
+    fixed_temperature: float | None = Field(
+        None, gt=0.0, description="None: learn the model's logit scale; else logits / T"
+    )
+    checkpoint_every_steps: int = Field(100, ge=1)
+    log_every_steps: int = Field(10, ge=1)
+    nproc: int = Field(1, ge=1, description="1: in-process; >1: torchrun with DDP")
+    device: Literal["cpu", "cuda"] = "cpu"
+
+    @model_validator(mode="after")
+    def _batch_splits_across_ranks(self) -> TrainConfig:
+        if self.batch_size % self.nproc:
+            raise ValueError(
+                f"batch_size {self.batch_size} must be a multiple of nproc {self.nproc}"
+            )
+        return self

@@ -1,0 +1,520 @@
+"""ParaCLIP fine-tuning of the text tower on cached image embeddings.
+
+Only the text tower (and the logit scale, unless the temperature is fixed) is in the
+optimizer. The image tower is frozen and never run: L1 uses the image embeddings
+computed once per shard. The data order of every epoch is a pure function of
+``(seed, epoch)`` and the global batch is split across ranks in rank order, so a run
+resumed from a saved state, or run on N processes, sees exactly the same batches.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import resource
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+
+from paraclip_pipeline import schema
+from paraclip_pipeline.modeling.factory import LoadedClip, load_clip, resolved_model_config
+from paraclip_pipeline.modeling.profiles import ModelProfile
+from paraclip_pipeline.training.checkpoint import (
+    CheckpointError,
+    load_latest_training_state,
+    read_trained_caption_ids,
+    remove_training_state,
+    restore_rng,
+    save_training_state,
+    state_root_for,
+    verify_checkpoint,
+    write_checkpoint,
+)
+from paraclip_pipeline.training.config import TrainConfig
+from paraclip_pipeline.training.losses import LossTerms, ParaClipLoss
+
+LogFn = Callable[[str], None]
+# open_clip clamps the learned logit scale at 100 (log 100) for stability.
+MAX_LOG_LOGIT_SCALE = math.log(100.0)
+# Config fields that change neither the result nor its meaning (excluded from the fingerprint).
+_FINGERPRINT_EXCLUDED = {"nproc", "device", "log_every_steps", "checkpoint_every_steps"}
+
+
+class TrainingDataError(ValueError):
+    """Training input (pairs or image embeddings) that cannot be trained on as it is."""
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """Train-split rows, sorted by caption_id, with image embeddings aligned to them."""
+
+    caption_ids: list[str]
+    captions: list[str]
+    paraphrases1: list[str]
+    paraphrases2: list[str]
+    image_embeddings: np.ndarray  # (rows, dim) float32; zero rows where there is no image
+    has_image: np.ndarray  # (rows,) bool
+    image_embedding_models: frozenset[str]
+    rows_without_embedding_row: int
+
+    def __len__(self) -> int:
+        return len(self.caption_ids)
+
+    def fingerprint(self) -> str:
+        digest = hashlib.sha256()
+        for column in (self.caption_ids, self.captions, self.paraphrases1, self.paraphrases2):
+            digest.update(json.dumps(column).encode())
+        digest.update(self.image_embeddings.tobytes())
+        digest.update(self.has_image.tobytes())
+        return digest.hexdigest()
+
+
+def _require_columns(table: pa.Table, expected: pa.Schema, what: str) -> None:
+    missing = [name for name in expected.names if name not in table.column_names]
+    if missing:
+        raise TrainingDataError(f"{what} lacks columns {missing}; it has {table.column_names}")
+
+
+def _first_caption_id(table: pa.Table, mask: pa.ChunkedArray) -> str:
+    return str(table.filter(mask).column(schema.CAPTION_ID)[0])
+
+
+def _embedding_matrix(joined: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+    has_image = pc.fill_null(joined.column(schema.HAS_IMAGE), False)
+    embeddings = joined.column(schema.IMAGE_EMBEDDING)
+    missing = pc.and_(has_image, pc.is_null(embeddings))
+    if pc.any(missing).as_py():
+        raise TrainingDataError(
+            f"image_embeddings row caption_id={_first_caption_id(joined, missing)!r} has "
+            f"{schema.HAS_IMAGE}=true but a null {schema.IMAGE_EMBEDDING}"
+        )
+    mask = has_image.to_numpy(zero_copy_only=False).astype(bool)
+    with_image = embeddings.filter(has_image)
+    lengths = pc.list_value_length(with_image).to_numpy(zero_copy_only=False)
+    dim = int(lengths[0]) if len(lengths) else 0
+    if len(lengths) and (lengths != dim).any():
+        bad = joined.filter(has_image).column(schema.CAPTION_ID)[int(np.argmax(lengths != dim))]
+        raise TrainingDataError(
+            f"image_embeddings row caption_id={bad} has a {schema.IMAGE_EMBEDDING} of length "
+            f"{int(lengths[np.argmax(lengths != dim)])}, other rows have {dim}"
+        )
+    matrix = np.zeros((len(joined), dim), np.float32)
+    if dim:
+        flat = pc.list_flatten(with_image).to_numpy(zero_copy_only=False)
+        matrix[mask] = flat.astype(np.float32).reshape(-1, dim)
+    return matrix, mask
+
+
+def prepare_training_data(pairs: pa.Table, image_embeddings: pa.Table) -> TrainingData:
+    """Keep ``split == "train"``, join image embeddings by caption_id, sort by caption_id.
+
+    A pair with no image-embedding row at all trains without an image (L2, L3 only).
+    """
+    _require_columns(pairs, schema.FILTERED_PAIRS_SCHEMA, "filtered pairs")
+    _require_columns(image_embeddings, schema.IMAGE_EMBEDDINGS_SCHEMA, "image embeddings")
+    train = pairs.filter(pc.equal(pairs.column(schema.SPLIT), "train")).select(
+        [schema.CAPTION_ID, schema.TEXT, schema.PARAPHRASE_1, schema.PARAPHRASE_2]
+    )
+    for column in train.column_names:
+        nulls = pc.is_null(train.column(column))
+        if pc.any(nulls).as_py():
+            row = train.filter(nulls)
+            raise TrainingDataError(
+                f"filtered pairs: column {column!r} is null in a train row "
+                f"(caption_id={row.column(schema.CAPTION_ID)[0]})"
+            )
+    for table, what in ((train, "filtered pairs"), (image_embeddings, "image embeddings")):
+        ids = table.column(schema.CAPTION_ID)
+        if pc.count_distinct(ids).as_py() != len(ids):
+            counts = pc.value_counts(ids)
+            duplicate = counts.filter(pc.greater(counts.field("counts"), 1))[0]["values"]
+            raise TrainingDataError(f"{what}: caption_id {duplicate} appears more than once")
+    train = train.sort_by(schema.CAPTION_ID)
+    # A take by position instead of Table.join: Acero cannot carry list columns through a join.
+    positions = pc.index_in(
+        train.column(schema.CAPTION_ID), value_set=image_embeddings.column(schema.CAPTION_ID)
+    )
+    joined = train
+    for column in (schema.HAS_IMAGE, schema.IMAGE_EMBEDDING, schema.IMAGE_EMBEDDING_MODEL):
+        joined = joined.append_column(column, image_embeddings.column(column).take(positions))
+    matrix, has_image = _embedding_matrix(joined)
+    models = joined.filter(pc.fill_null(joined.column(schema.HAS_IMAGE), False)).column(
+        schema.IMAGE_EMBEDDING_MODEL
+    )
+    return TrainingData(
+        caption_ids=joined.column(schema.CAPTION_ID).to_pylist(),
+        captions=joined.column(schema.TEXT).to_pylist(),
+        paraphrases1=joined.column(schema.PARAPHRASE_1).to_pylist(),
+        paraphrases2=joined.column(schema.PARAPHRASE_2).to_pylist(),
+        image_embeddings=matrix,
+        has_image=has_image,
+        image_embedding_models=frozenset(models.unique().to_pylist()),
+        rows_without_embedding_row=int(pc.sum(pc.is_null(joined.column(schema.HAS_IMAGE))).as_py()),
+    )
+
+
+@dataclass
+class TrainResult:
+    checkpoint_dir: Path
+    manifest: dict[str, Any]
+    metrics: dict[str, float]
+    loss_history: list[dict[str, float]]
+    trained_caption_ids: list[str]
+
+    @classmethod
+    def from_checkpoint_dir(cls, checkpoint_dir: Path) -> TrainResult:
+        """Read back a finished (sha256-verified) checkpoint, e.g. after torchrun."""
+        checkpoint_dir = Path(checkpoint_dir)
+        manifest = verify_checkpoint(checkpoint_dir)
+        return cls(
+            checkpoint_dir=checkpoint_dir,
+            manifest=manifest,
+            metrics=manifest["metrics"],
+            loss_history=manifest["loss_history"],
+            trained_caption_ids=read_trained_caption_ids(checkpoint_dir, manifest),
+        )
+
+
+@dataclass(frozen=True)
+class DistContext:
+    rank: int = 0
+    world_size: int = 1
+    device: str = "cpu"
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def barrier(self) -> None:
+        if self.world_size > 1:
+            dist.barrier()
+
+
+class TextFeatures(torch.nn.Module):
+    """The trainable part of one step, as a module so DDP can synchronise its gradients."""
+
+    def __init__(self, clip_model: torch.nn.Module) -> None:
+        super().__init__()
+        self.clip = clip_model
+
+    def forward(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.clip.encode_text(tokens), self.clip.logit_scale.exp()
+
+
+def run_fingerprint(profile: ModelProfile, config: TrainConfig, data: TrainingData) -> str:
+    """Identity of a run: same fingerprint, same weights (checkpoints and states are reused)."""
+    decisive = config.model_dump(exclude=_FINGERPRINT_EXCLUDED)
+    payload = json.dumps({"profile": profile.to_dict(), "config": decisive}, sort_keys=True)
+    return hashlib.sha256(f"{payload}|{data.fingerprint()}".encode()).hexdigest()
+
+
+def lr_factor(step: int, total_steps: int, config: TrainConfig) -> float:
+    """Linear warm-up, then cosine decay to zero (or constant)."""
+    if step < config.warmup_steps:
+        return (step + 1) / config.warmup_steps
+    if config.lr_schedule == "constant":
+        return 1.0
+    progress = (step - config.warmup_steps) / max(1, total_steps - config.warmup_steps)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def epoch_order(rows: int, seed: int, epoch: int) -> np.ndarray:
+    return np.random.default_rng([seed, epoch]).permutation(rows)
+
+
+def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.AdamW:
+    """AdamW on the trainable parameters; no weight decay on gains, biases and the scale."""
+    decay, no_decay = [], []
+    for name, parameter in model.named_parameters():
+        if not parameter.requires_grad:
+            continue
+        exempt = parameter.ndim < 2 or "logit_scale" in name
+        (no_decay if exempt else decay).append(parameter)
+    return torch.optim.AdamW(
+        [
+            {"params": decay, "weight_decay": config.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ],
+        lr=config.lr,
+    )
+
+
+def freeze_image_tower(model: torch.nn.Module, config: TrainConfig) -> None:
+    model.train()
+    model.visual.eval()
+    for parameter in model.visual.parameters():
+        parameter.requires_grad_(False)
+    if config.fixed_temperature is not None:
+        model.logit_scale.requires_grad_(False)
+
+
+def _check_image_embeddings(data: TrainingData, clip: LoadedClip) -> None:
+    foreign = sorted(m for m in data.image_embedding_models if not clip.accepts_image_model(m))
+    if foreign:
+        raise TrainingDataError(
+            f"image embeddings were made by {foreign}, but the model being trained has image "
+            f"tower {clip.model_id!r}; recompute image_embeddings with this profile"
+        )
+    dim = data.image_embeddings.shape[1]
+    if data.has_image.any() and dim != clip.embed_dim:
+        raise TrainingDataError(
+            f"image embeddings have dimension {dim}, the model's embed_dim is {clip.embed_dim}"
+        )
+
+
+def _tokenize(clip: LoadedClip, texts: list[str], batch_size: int = 1024) -> torch.Tensor:
+    # Tokenised once up front; int32 halves the memory of the cached token ids.
+    parts = [
+        clip.tokenizer(texts[start : start + batch_size]).to(torch.int32)
+        for start in range(0, len(texts), batch_size)
+    ]
+    return torch.cat(parts)
+
+
+def _micro_batch_size(rows: int, config: TrainConfig, world_size: int) -> int:
+    """The configured batch, shrunk (to a multiple of the ranks) when there are fewer rows."""
+    per_step = config.batch_size * config.grad_accum_steps
+    if rows >= per_step:
+        return config.batch_size
+    micro = (rows // config.grad_accum_steps) // world_size * world_size
+    if micro < 2:
+        raise TrainingDataError(
+            f"{rows} train rows are too few for a contrastive batch of at least 2 "
+            f"with grad_accum_steps={config.grad_accum_steps} on {world_size} process(es)"
+        )
+    return micro
+
+
+def _peak_memory_mb(device: str) -> float:
+    if device.startswith("cuda"):
+        return torch.cuda.max_memory_allocated() / 2**20
+    # ru_maxrss is in KiB on Linux.
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _mean_terms(terms: list[LossTerms]) -> dict[str, float]:
+    floats = [term.as_floats() for term in terms]
+    return {key: sum(f[key] for f in floats) / len(floats) for key in floats[0]}
+
+
+def run_training(
+    data: TrainingData,
+    *,
+    profile: ModelProfile,
+    config: TrainConfig,
+    output_dir: Path,
+    inputs: list[dict[str, Any]],
+    resume: bool = True,
+    log: LogFn | None = None,
+    context: DistContext | None = None,
+) -> TrainResult | None:
+    """Train on one rank; rank 0 writes the checkpoint and returns the result (others None)."""
+    context = context or DistContext(device=config.device)
+    log = log if log is not None and context.is_main else (lambda _message: None)
+    output_dir = Path(output_dir).resolve()
+    fingerprint = run_fingerprint(profile, config, data)
+    if output_dir.exists():
+        existing = TrainResult.from_checkpoint_dir(output_dir)
+        if existing.manifest.get("run_fingerprint") != fingerprint:
+            raise CheckpointError(
+                f"{output_dir} holds a checkpoint of a different run (other data, profile or "
+                "config); choose another output_dir"
+            )
+        log(f"checkpoint {output_dir} of this exact run already exists; reusing it")
+        return existing if context.is_main else None
+
+    clip = load_clip(profile, device=context.device)
+    _check_image_embeddings(data, clip)
+    model = clip.model
+    freeze_image_tower(model, config)
+    trainable = {name: p for name, p in model.named_parameters() if p.requires_grad}
+    optimizer = make_optimizer(model, config)
+    rows = len(data)
+    micro = _micro_batch_size(rows, config, context.world_size)
+    per_rank = micro // context.world_size
+    steps_per_epoch = rows // (micro * config.grad_accum_steps)
+    total_steps = config.epochs * steps_per_epoch
+    if config.max_steps is not None:
+        total_steps = min(total_steps, config.max_steps)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: lr_factor(step, total_steps, config)
+    )
+
+    state_root = state_root_for(output_dir)
+    state = load_latest_training_state(state_root) if resume else None
+    if not resume and context.is_main:
+        remove_training_state(state_root)
+    start_step, loss_history = 0, []
+    if state is not None:
+        if state["meta"].get("run_fingerprint") != fingerprint:
+            raise CheckpointError(
+                f"training state {state['path']} belongs to a different run; delete "
+                f"{state_root} or call with resume=False"
+            )
+        model.load_state_dict(state["trainable"], strict=False)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        restore_rng(state)
+        start_step, loss_history = state["meta"]["step"], state["meta"]["loss_history"]
+        log(f"resuming from {state['path']} at step {start_step}/{total_steps}")
+    else:
+        torch.manual_seed(config.seed + context.rank)
+
+    tokens = [
+        _tokenize(clip, texts) for texts in (data.captions, data.paraphrases1, data.paraphrases2)
+    ]
+    images = torch.from_numpy(data.image_embeddings)
+    has_image = torch.from_numpy(data.has_image)
+    step_module: torch.nn.Module = TextFeatures(model)
+    if context.world_size > 1:
+        device_ids = (
+            [torch.device(context.device).index] if context.device.startswith("cuda") else None
+        )
+        step_module = DistributedDataParallel(step_module, device_ids=device_ids)
+    loss_fn = ParaClipLoss(config.loss_weights, config.fixed_temperature, context.world_size)
+    device_type = torch.device(context.device).type
+    log(
+        f"training {rows} rows ({int(data.has_image.sum())} with image), batch {micro} x "
+        f"{config.grad_accum_steps} accumulation, {total_steps} steps on {context.world_size} "
+        f"process(es)"
+    )
+
+    started = time.perf_counter()
+    order, order_epoch = np.empty(0, np.int64), -1
+    for step in range(start_step, total_steps):
+        epoch, index_in_epoch = divmod(step, steps_per_epoch)
+        if epoch != order_epoch:
+            order, order_epoch = epoch_order(rows, config.seed, epoch), epoch
+        step_terms: list[LossTerms] = []
+        for micro_index in range(config.grad_accum_steps):
+            start = (index_in_epoch * config.grad_accum_steps + micro_index) * micro
+            local = torch.from_numpy(
+                order[start : start + micro][context.rank * per_rank :][:per_rank]
+            )
+            batch_tokens = torch.cat([t[local] for t in tokens]).long().to(context.device)
+            last_micro = micro_index == config.grad_accum_steps - 1
+            no_sync = getattr(step_module, "no_sync", None)
+            sync = contextlib.nullcontext() if last_micro or no_sync is None else no_sync()
+            with sync:
+                with torch.autocast(device_type, dtype=torch.bfloat16, enabled=config.bf16):
+                    features, logit_scale = step_module(batch_tokens)
+                caption, paraphrase1, paraphrase2 = features.float().chunk(3)
+                terms = loss_fn(
+                    caption,
+                    paraphrase1,
+                    paraphrase2,
+                    images[local].to(context.device),
+                    has_image[local].to(context.device),
+                    logit_scale.float(),
+                )
+                (terms.total / config.grad_accum_steps).backward()
+            step_terms.append(terms)
+        if config.grad_clip_norm is not None:
+            torch.nn.utils.clip_grad_norm_(list(trainable.values()), config.grad_clip_norm)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        with torch.no_grad():
+            model.logit_scale.clamp_(0, MAX_LOG_LOGIT_SCALE)
+        loss_history.append({"step": step + 1, **_mean_terms(step_terms)})
+        done = step + 1
+        if done % config.checkpoint_every_steps == 0 and done < total_steps:
+            if context.is_main:
+                save_training_state(
+                    state_root,
+                    step=done,
+                    trainable=trainable,
+                    optimizer=optimizer,
+                    scheduler=scheduler,
+                    meta={"run_fingerprint": fingerprint, "loss_history": loss_history},
+                )
+            context.barrier()
+        if done % config.log_every_steps == 0 or done == total_steps:
+            latest = loss_history[-1]
+            log(
+                f"step {done}/{total_steps} loss {latest['total']:.4f} (L1 {latest['l1']:.4f} "
+                f"L2 {latest['l2']:.4f} L3 {latest['l3']:.4f}) lr {scheduler.get_last_lr()[0]:.2e}"
+            )
+    wall = time.perf_counter() - started
+
+    steps_run = total_steps - start_step
+    final = loss_history[-1] if loss_history else {}
+    metrics = {
+        **{f"loss_{key}": float(final[key]) for key in ("l1", "l2", "l3", "total") if key in final},
+        "steps": float(total_steps),
+        "steps_this_session": float(steps_run),
+        "steps_per_s": steps_run / wall if wall > 0 else 0.0,
+        "samples_per_s": steps_run * micro * config.grad_accum_steps / wall if wall > 0 else 0.0,
+        "peak_memory_mb": _peak_memory_mb(context.device),
+        "wall_s": wall,
+        "micro_batch_size": float(micro),
+        "world_size": float(context.world_size),
+        "train_rows": float(rows),
+        "train_rows_with_image": float(data.has_image.sum()),
+        "logit_scale": float(model.logit_scale.detach().exp()),
+    }
+    result = None
+    if context.is_main:
+        manifest = write_checkpoint(
+            output_dir,
+            model=model,
+            tokenizer=clip.tokenizer,
+            profile=profile,
+            model_config=resolved_model_config(profile),
+            manifest_fields={
+                "run_fingerprint": fingerprint,
+                "config": config.model_dump(),
+                "inputs": inputs,
+                "metrics": metrics,
+                "loss_history": loss_history,
+                "image_model_id": clip.model_id,
+                "image_embedding_models": sorted(data.image_embedding_models),
+                "pairs_without_embedding_row": data.rows_without_embedding_row,
+            },
+            trained_caption_ids=data.caption_ids,
+        )
+        remove_training_state(state_root)
+        log(
+            f"checkpoint written to {output_dir} (weights sha256 {manifest['weights_sha256'][:12]})"
+        )
+        result = TrainResult(output_dir, manifest, metrics, loss_history, data.caption_ids)
+    context.barrier()
+    return result
+
+
+def train_text_encoder(
+    pairs: pa.Table,
+    image_embeddings: pa.Table,
+    *,
+    profile: ModelProfile,
+    config: TrainConfig,
+    output_dir: Path,
+    inputs: list[dict],
+    resume: bool = True,
+    log: Callable[[str], None] | None = None,
+) -> TrainResult:
+    """Fine-tune the profile's text tower in this process (``config.nproc`` is not used here)."""
+    data = prepare_training_data(pairs, image_embeddings)
+    result = run_training(
+        data,
+        profile=profile,
+        config=config,
+        output_dir=output_dir,
+        inputs=inputs,
+        resume=resume,
+        log=log,
+        context=DistContext(device=config.device),
+    )
+    assert result is not None  # rank 0 always returns its result
+    return result
