@@ -1,6 +1,6 @@
 """The one Dagster entry point: ``dagster dev -w workspace.yaml`` loads ``defs`` from here."""
 
-from __future__ import annotations
+import warnings
 
 import dagster as dg
 
@@ -23,6 +23,10 @@ from paraclip_pipeline.defs.resources import default_resources
 from paraclip_pipeline.defs.training import image_embeddings, text_encoder_checkpoint
 from paraclip_pipeline.filtering.rules import load_rules
 from paraclip_pipeline.settings import Settings
+
+# Output(data_version=...) is how a per-shard asset reports its content hash; Dagster marks
+# the parameter beta, which is noise in every run log.
+warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
 
 def build_defs(
