@@ -89,7 +89,10 @@ class TransformersBackend(ParaphraseBackend):
             )
             with torch.inference_mode():
                 generated = model.generate(
-                    **encoded,
+                    # Only these two: BERT-style tokenizers add token_type_ids, which
+                    # generative models reject.
+                    input_ids=encoded["input_ids"],
+                    attention_mask=encoded["attention_mask"],
                     do_sample=config.temperature > 0,
                     temperature=config.temperature if config.temperature > 0 else None,
                     top_p=config.top_p,
