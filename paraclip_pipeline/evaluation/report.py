@@ -68,16 +68,17 @@ def _pair(
 
 
 def comparison_rows(
-    baseline: SuiteResult, finetuned: SuiteResult, *, averages_only: bool
+    baseline: SuiteResult, finetuned: SuiteResult, *, summary: bool
 ) -> list[ComparisonRow]:
-    """One row per benchmark x task x metric (or per averaged metric), side by side."""
+    """Side-by-side rows: every task x metric plus the averages, or (``summary``) only the
+    averages that have a headline name."""
     rows = []
     for _, base, tuned in _pair(baseline, finetuned):
         present = [result for result in (base, tuned) if result and result.status == "ok"]
         if not present:
             continue
         title = present[0].title
-        if not averages_only:
+        if not summary:
             tasks = dict.fromkeys(task for result in present for task in result.scores)
             for task in tasks:
                 metrics = dict.fromkeys(
@@ -95,6 +96,8 @@ def comparison_rows(
                     )
         metrics = dict.fromkeys(metric for result in present for metric in result.averages)
         for metric in metrics:
+            if summary and not any(metric in result.headline_stems for result in present):
+                continue
             rows.append(
                 ComparisonRow(
                     title,
@@ -196,8 +199,8 @@ def deltas_plot(rows: list[ComparisonRow]) -> bytes | None:
 
 
 def distribution_plot(baseline: SuiteResult, finetuned: SuiteResult) -> bytes | None:
-    """Histograms of per-query AO@k (smallest k), baseline vs fine-tuned, one panel per task."""
-    k = min(baseline.rank_ks)
+    """Histograms of per-query AO@k (largest k), baseline vs fine-tuned, one panel per task."""
+    k = max(baseline.rank_ks)
     suffix = f" AO@{k}"
     panels = []
     for _, base, tuned in _pair(baseline, finetuned):
@@ -271,8 +274,8 @@ def render_report(
             "run both with the same EvaluationConfig"
         )
     out_dir = Path(out_dir)
-    summary_rows = comparison_rows(baseline, finetuned, averages_only=True)
-    all_rows = comparison_rows(baseline, finetuned, averages_only=False)
+    summary_rows = comparison_rows(baseline, finetuned, summary=True)
+    all_rows = comparison_rows(baseline, finetuned, summary=False)
     summary = markdown_table(summary_rows)
     headline = headline_numbers(baseline, finetuned)
     plots = {
@@ -293,7 +296,7 @@ def render_report(
     markdown_parts += ["", "All scores × 100 (Spearman × 100; accuracy, recall, AO@k, JS@k in %)."]
     if notes:
         markdown_parts += ["", "## Notes", "", *(f"- {note}" for note in notes)]
-    markdown_parts += ["", "## Summary (averages)", "", summary]
+    markdown_parts += ["", "## Summary (headline averages)", "", summary]
     markdown_parts += ["", "## All benchmarks and tasks", "", markdown_table(all_rows)]
     if absent:
         markdown_parts += ["", "## Absent", "", *(f"- {line}" for line in absent)]
@@ -323,7 +326,7 @@ def render_report(
     ]
     if notes:
         html_parts += ["<h2>Notes</h2>", html_list(notes)]
-    html_parts += ["<h2>Summary (averages)</h2>", html_table(summary_rows)]
+    html_parts += ["<h2>Summary (headline averages)</h2>", html_table(summary_rows)]
     html_parts += ["<h2>All benchmarks and tasks</h2>", html_table(all_rows)]
     if absent:
         html_parts += ["<h2>Absent</h2>", html_list(absent)]

@@ -152,3 +152,25 @@ def write_coco_fixture(coco_dir: Path) -> None:
     (coco_dir / "paraphrased_queries.jsonl").write_text(
         "\n".join(json.dumps(query) for query in queries) + "\n"
     )
+
+
+class MiniLMTextEncoder:
+    """Pretrained all-MiniLM-L6-v2 (shipped offline) for realistic text-side checks.
+
+    Text only: a test that reaches ``encode_images`` is using it for the wrong benchmark.
+    """
+
+    def __init__(self) -> None:
+        from sentence_transformers import SentenceTransformer
+
+        from paraclip_pipeline.modeling.pretrained import minilm_model_dir
+
+        self.model = SentenceTransformer(str(minilm_model_dir()), device="cpu")
+
+    def encode_text(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
+        return self.model.encode(
+            list(texts), batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True
+        )
+
+    def encode_images(self, images: Sequence[Image.Image], batch_size: int = 64) -> np.ndarray:
+        raise TypeError("MiniLMTextEncoder has no image tower")
