@@ -1,0 +1,49 @@
+"""Two steps on the offline MiniLM profile: HF text export and plain open_clip loading."""
+
+from __future__ import annotations
+
+import open_clip
+import torch
+from safetensors.torch import load_file
+from transformers import AutoModel
+
+from paraclip_pipeline.modeling.factory import load_clip
+from paraclip_pipeline.modeling.profiles import get_profile
+from paraclip_pipeline.training.checkpoint import HF_EXPORT_DIR, HF_PROJECTION_FILE, WEIGHTS_FILE
+from paraclip_pipeline.training.config import TrainConfig
+from paraclip_pipeline.training.loop import train_text_encoder
+from paraclip_pipeline_tests.training.conftest import make_embeddings, make_pairs
+
+
+def test_minilm_checkpoint_exports_hf_text_tower(tmp_path) -> None:
+    profile = get_profile("offline-minilm")
+    clip = load_clip(profile)
+    pairs = make_pairs(8)
+    embeddings = make_embeddings(pairs, clip.model_id, clip.embed_dim)
+    config = TrainConfig(lr=1e-4, warmup_steps=0, batch_size=4, max_steps=2)
+    result = train_text_encoder(
+        pairs, embeddings, profile=profile, config=config, output_dir=tmp_path / "run", inputs=[]
+    )
+    saved = load_file(result.checkpoint_dir / WEIGHTS_FILE)
+    export = result.checkpoint_dir / HF_EXPORT_DIR
+    encoder = AutoModel.from_pretrained(export, add_pooling_layer=False)
+    encoder_state = encoder.state_dict()
+    changed = [
+        name
+        for name, tensor in encoder_state.items()
+        if not torch.equal(tensor, clip.model.text.transformer.state_dict()[name])
+    ]
+    assert changed and all(
+        torch.equal(tensor, saved[f"text.transformer.{name}"])
+        for name, tensor in encoder_state.items()
+    )
+    projection = load_file(export / HF_PROJECTION_FILE)
+    assert torch.equal(projection["weight"], saved["text.proj.weight"])
+    model, _, _ = open_clip.create_model_and_transforms(f"local-dir:{result.checkpoint_dir}")
+    tokenizer = open_clip.get_tokenizer(f"local-dir:{result.checkpoint_dir}")
+    reloaded = load_clip(profile, checkpoint=result.checkpoint_dir)
+    with torch.inference_mode():
+        plain = model.eval().encode_text(tokenizer(["a red boat"]), normalize=True).numpy()
+    torch.testing.assert_close(
+        torch.from_numpy(plain), torch.from_numpy(reloaded.encode_text(["a red boat"]))
+    )
