@@ -92,19 +92,19 @@ def load_aro_cases(annotation_file: Path, images_dir: Path, task: str) -> list[A
     cases = []
     for position, record in enumerate(records):
         if not isinstance(record, dict):
-            raise BenchmarkDataError(annotation_file, f"item {position} is not an object")
+            raise BenchmarkDataError(annotation_file, "test case is not an object", row=position)
         needed = ("image_path", *BOX_FIELDS, "true_caption", "false_caption")
         needed += ("relation_name",) if task == RELATION_TASK else ("attributes",)
         for key in needed:
             if key not in record:
                 raise BenchmarkDataError(
-                    annotation_file, f"item {position} lacks this field", column=key
+                    annotation_file, "test case lacks this field", row=position, column=key
                 )
         try:
             x, y, width, height = (float(record[key]) for key in BOX_FIELDS)
         except (TypeError, ValueError):
             raise BenchmarkDataError(
-                annotation_file, f"item {position} has a non-numeric box", column="bbox_*"
+                annotation_file, "box is not numeric", row=position, column="bbox_*"
             ) from None
         if task == RELATION_TASK:
             group = str(record["relation_name"])
@@ -112,7 +112,7 @@ def load_aro_cases(annotation_file: Path, images_dir: Path, task: str) -> list[A
             attributes = record["attributes"]
             if not isinstance(attributes, list) or len(attributes) < 2:
                 raise BenchmarkDataError(
-                    annotation_file, f"item {position} needs two attributes", column="attributes"
+                    annotation_file, "needs two attributes", row=position, column="attributes"
                 )
             group = f"{attributes[0]}_{attributes[1]}"
         cases.append(

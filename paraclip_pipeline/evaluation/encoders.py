@@ -59,9 +59,9 @@ def encode_unique_texts(
     for text in texts:
         row_of.setdefault(text, len(row_of))
     unique = list(row_of)
-    embeddings = encoder.encode_text(unique, batch_size=batch_size) if unique else None
-    if embeddings is None:
+    if not unique:
         return np.zeros((0, 0), dtype=np.float32), row_of
+    embeddings = encoder.encode_text(unique, batch_size=batch_size)
     return checked_embeddings(embeddings, len(unique), "encode_text"), row_of
 
 

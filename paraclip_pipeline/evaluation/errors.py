@@ -10,7 +10,10 @@ class EvaluationError(Exception):
 
 
 class BenchmarkDataError(EvaluationError):
-    """A benchmark file is present but cannot be read as its upstream format."""
+    """A benchmark file (or input table) is present but cannot be read as its format.
+
+    ``line`` is a 1-based line of a text file, ``row`` a 0-based row of a table or list.
+    """
 
     def __init__(
         self,
@@ -18,16 +21,20 @@ class BenchmarkDataError(EvaluationError):
         problem: str,
         *,
         line: int | None = None,
+        row: int | None = None,
         column: str | int | None = None,
     ) -> None:
         where = str(path)
         if line is not None:
             where += f", line {line}"
+        if row is not None:
+            where += f", row {row}"
         if column is not None:
             where += f", column {column!r}"
         super().__init__(f"{where}: {problem}")
         self.path = Path(path)
         self.line = line
+        self.row = row
         self.column = column
 
 

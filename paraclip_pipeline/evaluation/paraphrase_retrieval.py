@@ -76,7 +76,7 @@ def _heldout_texts(pairs: pa.Table) -> dict[str, list[str]]:
         bad = next((row for row, value in enumerate(values) if not isinstance(value, str)), None)
         if bad is not None:
             raise BenchmarkDataError(
-                "heldout_pairs", "value is null or not a string", line=bad, column=column
+                "heldout_pairs", "value is null or not a string", row=bad, column=column
             )
         columns[column] = values
     return columns

@@ -11,7 +11,7 @@ import html
 import io
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -346,7 +346,7 @@ def render_report(
         "context": context,
         "notes": notes,
         "headline": headline,
-        "summary": [row.__dict__ | {"delta": row.delta} for row in summary_rows],
+        "summary": [asdict(row) | {"delta": row.delta} for row in summary_rows],
         "baseline": baseline.to_dict(),
         "finetuned": finetuned.to_dict(),
     }

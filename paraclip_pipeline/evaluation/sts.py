@@ -190,11 +190,11 @@ def _year_subsets(sts_dir: Path, task: str) -> list[StsPairs]:
         tsvs = sorted(semeval_dir.glob("*.test.tsv"))
         if tsvs:
             aliases = SEMEVAL_SUBSET_ALIASES.get(task, {})
-            return [
-                load_semeval_tsv(path, aliases.get(name, name))
-                for path in tsvs
-                for name in [path.name.removesuffix(".test.tsv")]
-            ]
+            pairs = []
+            for path in tsvs:
+                name = path.name.removesuffix(".test.tsv")
+                pairs.append(load_semeval_tsv(path, aliases.get(name, name)))
+            return pairs
     return []
 
 

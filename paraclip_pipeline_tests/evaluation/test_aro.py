@@ -95,7 +95,8 @@ def test_missing_field_names_item_and_column(aro_dir: Path) -> None:
     del cases[3]["bbox_w"]
     path.write_text(json.dumps(cases))
     with pytest.raises(
-        BenchmarkDataError, match=r"relation\.json, column 'bbox_w': item 3 lacks this field"
+        BenchmarkDataError,
+        match=r"relation\.json, row 3, column 'bbox_w': test case lacks this field",
     ):
         aro.evaluate_aro(HashingEncoder(), aro_dir)
 

@@ -87,7 +87,7 @@ def test_heldout_null_value_names_row_and_column() -> None:
     broken = HELDOUT.set_column(
         2, schema.PARAPHRASE_2, pa.array(["x", None, "y", "z"], type=pa.string())
     )
-    with pytest.raises(BenchmarkDataError, match=r"line 1, column 'paraphrase_2'"):
+    with pytest.raises(BenchmarkDataError, match=r"heldout_pairs, row 1, column 'paraphrase_2'"):
         paraphrase_retrieval.evaluate_heldout_rank_similarity(HashingEncoder(), broken, [2])
 
 
