@@ -119,8 +119,10 @@ def _verdicts(
     """(rejected_by, reject_detail) per row of ``frame``; null rejected_by means kept."""
     enabled = rules.enabled_rules
     frame = ft.with_features(frame, [f for rule in enabled for f in rule.features()])
-    rejected_by = pl.repeat(None, frame.height, dtype=pl.String, eager=True)
-    details = pl.repeat(None, frame.height, dtype=pl.String, eager=True)
+    rejected_by = pl.repeat(None, frame.height, dtype=pl.String, eager=True).alias(
+        schema.REJECTED_BY
+    )
+    details = pl.repeat(None, frame.height, dtype=pl.String, eager=True).alias(REJECT_DETAIL)
     pending: list[RowRule] = []
     for rule in enabled:
         if isinstance(rule, RowRule):
@@ -146,11 +148,16 @@ def _verdicts(
     rejected_by.scatter(frame[_ROW].filter(missing), MISSING_TEXT_RULE)
     details.scatter(frame[_ROW].filter(missing), "caption or a paraphrase is null or blank")
 
-    for rule in enabled:
-        if isinstance(rule, RowRule):
-            rows = frame.filter(rejected_by == rule.name)
-            if rows.height:
-                details.scatter(rows[_ROW], rows.select(rule.detail()).to_series())
+    row_rules = [rule for rule in enabled if isinstance(rule, RowRule)]
+    by_row_rule = rejected_by.is_in([rule.name for rule in row_rules])
+    if row_rules and by_row_rule.any():
+        # Details are formatted only for the rows a row rule rejected, in one pass.
+        rows = frame.with_columns(rejected_by).filter(by_row_rule)
+        which = pl.col(schema.REJECTED_BY)
+        chosen = pl.when(which == row_rules[0].name).then(row_rules[0].detail())
+        for rule in row_rules[1:]:
+            chosen = chosen.when(which == rule.name).then(rule.detail())
+        details.scatter(rows[_ROW], rows.select(chosen).to_series())
     return rejected_by, details
 
 
@@ -193,7 +200,7 @@ def apply_filter_rules(
     split = assign_split(
         kept_rows[schema.CAPTION_ID], rules.split.heldout_fraction, rules.split.salt
     )
-    verdicts = pl.DataFrame([rejected_by, details.alias(REJECT_DETAIL)]).filter(~is_kept)
+    verdicts = pl.DataFrame([rejected_by, details]).filter(~is_kept)
     rejected = ordered.filter(pc.invert(is_kept.to_arrow()))
     for name in (schema.REJECTED_BY, REJECT_DETAIL):
         rejected = rejected.append_column(

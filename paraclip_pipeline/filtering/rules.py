@@ -227,18 +227,15 @@ class CopyRule(RowRule):
     near_identical_jaccard: float | None = Field(default=0.9, gt=0.0, le=1.0)
 
     def features(self) -> list[ft.Feature]:
-        found = [ft.same_normalised(src, para) for src, para in PARAPHRASE_SOURCES]
-        if self.near_identical_jaccard is not None:
-            found += [ft.word_jaccard(src, para) for src, para in PARAPHRASE_SOURCES]
-        return found
+        if self.near_identical_jaccard is None:
+            return [ft.same_normalised(src, para) for src, para in PARAPHRASE_SOURCES]
+        # Identical after normalisation implies a Jaccard of 1, so the Jaccard decides alone.
+        return [ft.word_jaccard(src, para) for src, para in PARAPHRASE_SOURCES]
 
     def _is_copy(self, source: str, paraphrase: str) -> pl.Expr:
-        copied = ft.same_normalised(source, paraphrase).column
-        if self.near_identical_jaccard is not None:
-            copied = copied | (
-                ft.word_jaccard(source, paraphrase).column >= self.near_identical_jaccard
-            )
-        return copied
+        if self.near_identical_jaccard is None:
+            return ft.same_normalised(source, paraphrase).column
+        return ft.word_jaccard(source, paraphrase).column >= self.near_identical_jaccard
 
     def reject(self) -> pl.Expr:
         return pl.any_horizontal([self._is_copy(src, para) for src, para in PARAPHRASE_SOURCES])
@@ -246,7 +243,7 @@ class CopyRule(RowRule):
     def detail(self) -> pl.Expr:
         messages = []
         for source, paraphrase in PARAPHRASE_SOURCES:
-            identical = ft.same_normalised(source, paraphrase).column
+            identical = ft.words(source).column == ft.words(paraphrase).column
             messages.append(
                 pl.when(identical).then(
                     pl.lit(f"{paraphrase} identical to {source} after normalisation")
@@ -312,11 +309,9 @@ class DedupRule(SetRule):
         return [ft.words(column) for column in self.columns] if self.normalised else []
 
     def judge(self, alive: pl.DataFrame, encoder: SentenceEncoder | None) -> pl.Series:
-        if self.normalised:
-            keys = [ft.words(column).column.list.join(" ") for column in self.columns]
-        else:
-            keys = [pl.col(column) for column in self.columns]
-        key = pl.struct(keys)
+        key = pl.struct(
+            [ft.words(c).column if self.normalised else pl.col(c) for c in self.columns]
+        )
         # `alive` is in caption_id order, so the first of a group is its smallest caption_id.
         return alive.select(
             pl.when(key.is_first_distinct())
