@@ -7,8 +7,9 @@ of one answer is a hash of the namespace and the input text. Each committed chun
 one Parquet file written atomically (temp file + rename), so a kill loses at most the
 chunk in flight, concurrent shard runs in separate processes never contend for a lock
 (as a single DuckDB file would), and DuckDB can still query the cache with
-``read_parquet('<namespace>/*.parquet')``. Only raw answers are stored; hygiene is
-re-applied on every read, so a hygiene fix needs no new model calls.
+``read_parquet('<namespace>/*.parquet')``. Each row keeps the raw answer next to its
+cleaned paraphrase and status, stamped with the hygiene version that produced them;
+the engine re-cleans rows from an older version, so a hygiene fix needs no new calls.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import pyarrow as pa
@@ -29,6 +30,9 @@ from paraclip_pipeline.storage import write_parquet_atomic, write_text_atomic
 KEY = "key"
 INPUT_TEXT = "input_text"
 ANSWER = "answer"
+PARAPHRASE = "paraphrase"
+STATUS = "status"
+HYGIENE_VERSION = "hygiene_version"
 PROMPT_TOKENS = "prompt_tokens"
 COMPLETION_TOKENS = "completion_tokens"
 
@@ -37,6 +41,9 @@ CACHE_SCHEMA = pa.schema(
         pa.field(KEY, pa.string(), nullable=False),
         pa.field(INPUT_TEXT, pa.string(), nullable=False),
         pa.field(ANSWER, pa.string(), nullable=False),
+        pa.field(PARAPHRASE, pa.string()),
+        pa.field(STATUS, pa.string(), nullable=False),
+        pa.field(HYGIENE_VERSION, pa.string(), nullable=False),
         pa.field(PROMPT_TOKENS, pa.int64(), nullable=False),
         pa.field(COMPLETION_TOKENS, pa.int64(), nullable=False),
     ]
@@ -48,7 +55,10 @@ CHUNK_GLOB = "chunk-*.parquet"
 @dataclass(frozen=True)
 class CachedAnswer:
     input_text: str
-    answer: str
+    answer: str  # raw, as the backend gave it
+    paraphrase: str | None  # after hygiene
+    status: str
+    hygiene_version: str
     prompt_tokens: int
     completion_tokens: int
 
@@ -86,16 +96,10 @@ class ParaphraseCache:
                 f"cannot read paraphrase cache in {self.directory}: {exc}"
             ) from exc
         columns = found.to_pydict()
+        keys = columns.pop(KEY)
         return {
-            key: CachedAnswer(text, answer, prompt, completion)
-            for key, text, answer, prompt, completion in zip(
-                columns[KEY],
-                columns[INPUT_TEXT],
-                columns[ANSWER],
-                columns[PROMPT_TOKENS],
-                columns[COMPLETION_TOKENS],
-                strict=True,
-            )
+            key: CachedAnswer(*values)
+            for key, values in zip(keys, zip(*columns.values(), strict=True), strict=True)
         }
 
     def commit(self, answers: Mapping[str, CachedAnswer]) -> Path | None:
@@ -105,15 +109,9 @@ class ParaphraseCache:
         if not (self.directory / IDENTITY_FILE).exists():
             write_text_atomic(self._identity_json, self.directory / IDENTITY_FILE)
         keys: Sequence[str] = sorted(answers)
-        table = pa.table(
-            {
-                KEY: keys,
-                INPUT_TEXT: [answers[key].input_text for key in keys],
-                ANSWER: [answers[key].answer for key in keys],
-                PROMPT_TOKENS: [answers[key].prompt_tokens for key in keys],
-                COMPLETION_TOKENS: [answers[key].completion_tokens for key in keys],
-            },
-            schema=CACHE_SCHEMA,
-        )
+        columns: dict[str, list[object]] = {KEY: list(keys)}
+        for field in fields(CachedAnswer):
+            columns[field.name] = [getattr(answers[key], field.name) for key in keys]
+        table = pa.table(columns, schema=CACHE_SCHEMA)
         target = self.directory / f"chunk-{_digest(chr(10).join(keys))[:32]}.parquet"
         return write_parquet_atomic(table, target)

@@ -137,11 +137,15 @@ def run_paraphrase_stage(
                 if completion.text is None:
                     errors[key] = completion.error or "unknown error"
                     continue
+                cleaned = hygiene.clean_answer(completion.text, request.text)
                 fresh[key] = CachedAnswer(
-                    request.text,
-                    completion.text,
-                    completion.prompt_tokens,
-                    completion.completion_tokens,
+                    input_text=request.text,
+                    answer=completion.text,
+                    paraphrase=cleaned.text,
+                    status=cleaned.status,
+                    hygiene_version=hygiene.HYGIENE_VERSION,
+                    prompt_tokens=completion.prompt_tokens,
+                    completion_tokens=completion.completion_tokens,
                 )
             cache.commit(fresh)
             answers |= fresh
@@ -172,9 +176,13 @@ def run_paraphrase_stage(
             statuses.append(hygiene.ERROR)
             continue
         cache_hits += key not in pending_keys
-        cleaned = hygiene.clean_answer(answer.answer, text)
-        paraphrases.append(cleaned.text)
-        statuses.append(cleaned.status)
+        if answer.hygiene_version == hygiene.HYGIENE_VERSION:
+            paraphrases.append(answer.paraphrase)
+            statuses.append(answer.status)
+        else:  # cached under older hygiene rules: re-clean the raw answer, no new call
+            cleaned = hygiene.clean_answer(answer.answer, text)
+            paraphrases.append(cleaned.text)
+            statuses.append(cleaned.status)
 
     wall_s = time.perf_counter() - started
     failures = statuses.count(hygiene.ERROR)

@@ -12,6 +12,9 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
+# Bump when the rules below change: cached answers cleaned by older rules are re-cleaned.
+HYGIENE_VERSION = "hygiene-1"
+
 OK = "ok"
 REFUSED = "refused"
 EMPTY = "empty"

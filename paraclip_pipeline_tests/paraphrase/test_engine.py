@@ -12,7 +12,7 @@ from paraclip_pipeline.paraphrase.backends.base import (
     ParaphraseBackend,
     ParaphraseRequest,
 )
-from paraclip_pipeline.paraphrase.cache import ParaphraseCache
+from paraclip_pipeline.paraphrase.cache import CachedAnswer, ParaphraseCache
 from paraclip_pipeline.paraphrase.config import ParaphraserConfig
 from paraclip_pipeline.paraphrase.engine import run_paraphrase_stage
 from paraclip_pipeline.paraphrase.errors import ParaphraseInputError
@@ -167,3 +167,20 @@ def test_errors_are_not_cached(tmp_path: Path) -> None:
     retry = RecordingBackend(CONFIG)
     run_paraphrase_stage(rows, stage=1, config=CONFIG, cache_dir=tmp_path, backend=retry)
     assert retry.calls == 3
+
+
+def test_answers_cleaned_by_older_hygiene_are_recleaned_without_calls(tmp_path: Path) -> None:
+    backend = RecordingBackend(CONFIG)
+    cache = ParaphraseCache(tmp_path, backend.cache_identity(1))
+    raw = 'Sure! Here is a paraphrase: "A hound on the sand."'
+    stale = CachedAnswer("a dog on a beach", raw, raw, "ok", "hygiene-0", 4, 6)
+    cache.commit({cache.key("a dog on a beach"): stale})
+    result = run_paraphrase_stage(
+        stage1_rows(["a dog on a beach"]),
+        stage=1,
+        config=CONFIG,
+        cache_dir=tmp_path,
+        backend=backend,
+    )
+    assert backend.calls == 0
+    assert result.table.column(schema.PARAPHRASE_1).to_pylist() == ["A hound on the sand."]
