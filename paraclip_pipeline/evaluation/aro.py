@@ -191,6 +191,9 @@ def evaluate_aro(
 ) -> BenchmarkResult:
     if aro_dir is None:
         return BenchmarkResult.absent(BENCHMARK_NAME, BENCHMARK_TITLE, "no ARO directory given")
+    if not aro_dir.is_dir():
+        reason = f"ARO directory {aro_dir} does not exist"
+        return BenchmarkResult.absent(BENCHMARK_NAME, BENCHMARK_TITLE, reason)
     result = BenchmarkResult(
         name=BENCHMARK_NAME,
         title=BENCHMARK_TITLE,

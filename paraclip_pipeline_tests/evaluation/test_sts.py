@@ -97,6 +97,8 @@ def test_spearman_matches_scipy_and_pools_subsets(encoder: HashingEncoder) -> No
 
 def test_missing_directory_is_absent_not_zero(encoder: HashingEncoder, tmp_path: Path) -> None:
     assert sts.evaluate_sts(encoder, None).status == "absent"
+    nowhere = sts.evaluate_sts(encoder, tmp_path / "missing")
+    assert nowhere.status == "absent" and "does not exist" in nowhere.notes[0]
     empty = sts.evaluate_sts(encoder, tmp_path)
     assert empty.status == "absent"
     assert empty.absent_tasks == list(sts.TASKS)
