@@ -136,6 +136,7 @@ def pipeline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pipeli
         return backend
 
     monkeypatch.setattr(engine, "build_backend", counting_build)
+    (tmp_path / "dagster_home").mkdir()
     with dg.instance_for_test(temp_dir=str(tmp_path / "dagster_home")) as instance:
         instance.add_dynamic_partitions(caption_shards.name, sorted(SHARD_CAPTIONS))
         yield Pipeline(settings, instance, counter, rules_path)
