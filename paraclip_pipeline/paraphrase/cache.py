@@ -53,14 +53,25 @@ CHUNK_GLOB = "chunk-*.parquet"
 
 
 @dataclass(frozen=True)
-class CachedAnswer:
-    input_text: str
-    answer: str  # raw, as the backend gave it
+class CacheHit:
+    """What a rerun needs of a cached answer (the raw texts stay on disk unless needed)."""
+
     paraphrase: str | None  # after hygiene
     status: str
     hygiene_version: str
     prompt_tokens: int
     completion_tokens: int
+
+
+@dataclass(frozen=True)
+class CachedAnswer(CacheHit):
+    """One cache row as written: the hit plus the raw input and answer."""
+
+    input_text: str
+    answer: str  # raw, as the backend gave it
+
+
+HIT_COLUMNS = [field.name for field in fields(CacheHit)]
 
 
 def _digest(payload: str) -> str:
@@ -82,25 +93,40 @@ class ParaphraseCache:
     def chunk_files(self) -> list[Path]:
         return sorted(self.directory.glob(CHUNK_GLOB))
 
-    def lookup(self, keys: Iterable[str]) -> dict[str, CachedAnswer]:
-        """The cached answers among ``keys``; keys never answered are absent."""
+    def _read(self, keys: Iterable[str], columns: list[str]) -> pa.Table | None:
         wanted = pa.array(sorted(set(keys)), type=pa.string())
         files = self.chunk_files()
         if not files or len(wanted) == 0:
-            return {}
+            return None
         try:
             dataset = ds.dataset(files, schema=CACHE_SCHEMA, format="parquet")
-            found = dataset.to_table(filter=pc.field(KEY).isin(wanted))
+            return dataset.to_table(columns=[KEY, *columns], filter=pc.field(KEY).isin(wanted))
         except (pa.ArrowInvalid, OSError) as exc:
             raise CacheCorruptError(
                 f"cannot read paraphrase cache in {self.directory}: {exc}"
             ) from exc
-        columns = found.to_pydict()
-        keys = columns.pop(KEY)
+
+    def lookup(self, keys: Iterable[str]) -> dict[str, CacheHit]:
+        """The cached answers among ``keys``; keys never answered are absent."""
+        found = self._read(keys, HIT_COLUMNS)
+        if found is None:
+            return {}
+        values = [found.column(name).to_pylist() for name in HIT_COLUMNS]
         return {
-            key: CachedAnswer(*values)
-            for key, values in zip(keys, zip(*columns.values(), strict=True), strict=True)
+            key: CacheHit(*row)
+            for key, row in zip(
+                found.column(KEY).to_pylist(), zip(*values, strict=True), strict=True
+            )
         }
+
+    def raw_answers(self, keys: Iterable[str]) -> dict[str, str]:
+        """The raw backend answers of ``keys``, for re-cleaning under new hygiene rules."""
+        found = self._read(keys, [ANSWER])
+        if found is None:
+            return {}
+        return dict(
+            zip(found.column(KEY).to_pylist(), found.column(ANSWER).to_pylist(), strict=True)
+        )
 
     def commit(self, answers: Mapping[str, CachedAnswer]) -> Path | None:
         """Write one chunk of final answers durably; the file name is a hash of its keys."""

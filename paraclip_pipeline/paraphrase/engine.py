@@ -19,7 +19,7 @@ import pyarrow as pa
 from paraclip_pipeline import schema
 from paraclip_pipeline.paraphrase import hygiene
 from paraclip_pipeline.paraphrase.backends.base import ParaphraseBackend, ParaphraseRequest
-from paraclip_pipeline.paraphrase.cache import CachedAnswer, ParaphraseCache
+from paraclip_pipeline.paraphrase.cache import CachedAnswer, CacheHit, ParaphraseCache
 from paraclip_pipeline.paraphrase.config import ParaphraserConfig, build_backend
 from paraclip_pipeline.paraphrase.errors import ParaphraseInputError
 from paraclip_pipeline.paraphrase.prompts import Stage, render_prompt
@@ -115,8 +115,11 @@ def run_paraphrase_stage(
         cache = ParaphraseCache(cache_dir, active.cache_identity(stage))
         keys = [None if text is None else cache.key(text) for text in inputs]
         text_by_key = {key: text for key, text in zip(keys, inputs, strict=True) if key is not None}
-        answers = cache.lookup(text_by_key)
+        answers: dict[str, CacheHit] = dict(cache.lookup(text_by_key))
         pending = [key for key in text_by_key if key not in answers]
+        stale_raw = cache.raw_answers(
+            key for key, hit in answers.items() if hit.hygiene_version != hygiene.HYGIENE_VERSION
+        )
         errors: dict[str, str] = {}
         tokens = 0
         template = config.template(stage)
@@ -180,7 +183,7 @@ def run_paraphrase_stage(
             paraphrases.append(answer.paraphrase)
             statuses.append(answer.status)
         else:  # cached under older hygiene rules: re-clean the raw answer, no new call
-            cleaned = hygiene.clean_answer(answer.answer, text)
+            cleaned = hygiene.clean_answer(stale_raw[key], text)
             paraphrases.append(cleaned.text)
             statuses.append(cleaned.status)
 

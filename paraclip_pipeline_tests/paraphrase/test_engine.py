@@ -173,7 +173,15 @@ def test_answers_cleaned_by_older_hygiene_are_recleaned_without_calls(tmp_path: 
     backend = RecordingBackend(CONFIG)
     cache = ParaphraseCache(tmp_path, backend.cache_identity(1))
     raw = 'Sure! Here is a paraphrase: "A hound on the sand."'
-    stale = CachedAnswer("a dog on a beach", raw, raw, "ok", "hygiene-0", 4, 6)
+    stale = CachedAnswer(
+        paraphrase=raw,
+        status="ok",
+        hygiene_version="hygiene-0",
+        prompt_tokens=4,
+        completion_tokens=6,
+        input_text="a dog on a beach",
+        answer=raw,
+    )
     cache.commit({cache.key("a dog on a beach"): stale})
     result = run_paraphrase_stage(
         stage1_rows(["a dog on a beach"]),
