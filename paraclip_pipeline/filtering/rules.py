@@ -374,7 +374,7 @@ class MeaningKeptRule(SetRule):
     """Each paraphrase's sentence-embedding cosine with the caption at or above a threshold."""
 
     name: Literal["meaning_kept"]
-    min_cosine: float = Field(default=0.5, ge=-1.0, le=1.0)
+    min_cosine: float = Field(default=0.4, ge=-1.0, le=1.0)
 
     def judge(self, alive: pl.DataFrame, encoder: SentenceEncoder | None) -> pl.Series:
         from paraclip_pipeline.filtering.semantic import paired_cosine

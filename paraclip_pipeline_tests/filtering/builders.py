@@ -15,7 +15,7 @@ GOOD_ROW: dict[str, Any] = {
     schema.TEXT: "A brown dog running on a sandy beach",
     schema.PARAPHRASE_1: "A brown dog runs along the sandy shore",
     schema.STATUS_1: "ok",
-    schema.PARAPHRASE_2: "Chestnut canine sprinting by the sea",
+    schema.PARAPHRASE_2: "Brown canine dashing along the seashore",
     schema.STATUS_2: "ok",
     schema.NSFW: "UNLIKELY",
     schema.INPUT_ISSUE: None,
