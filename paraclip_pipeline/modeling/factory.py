@@ -85,6 +85,27 @@ def image_tower_digest(model: torch.nn.Module) -> str:
     return digest.hexdigest()
 
 
+def trailing_pad_id(model: torch.nn.Module) -> int | None:
+    """Pad id whose trailing columns can be cut from a token batch, or None.
+
+    Only Hugging Face text towers qualify: they mask padding through the attention mask
+    and use absolute positions, so dropping all-padding columns at the end changes no
+    output, while open_clip's own text transformer adds a fixed-length position table.
+    """
+    text = getattr(model, "text", None)
+    if isinstance(text, open_clip.hf_model.HFTextEncoder):
+        return int(text.config.pad_token_id)
+    return None
+
+
+def trim_trailing_padding(tokens: torch.Tensor, pad_id: int | None) -> torch.Tensor:
+    """Cut the columns after the last non-padding token of the batch (captions are short)."""
+    if pad_id is None:
+        return tokens
+    used = (tokens != pad_id).any(dim=0).nonzero()
+    return tokens[:, : int(used.max()) + 1] if len(used) else tokens[:, :1]
+
+
 @dataclass
 class LoadedClip:
     """A ready-to-use model: encoders return L2-normalised float32 numpy rows."""
@@ -107,7 +128,10 @@ class LoadedClip:
         chunks = [np.zeros((0, self.embed_dim), np.float32)]
         with torch.inference_mode():
             for start in range(0, len(texts), batch_size):
-                tokens = self.tokenizer(list(texts[start : start + batch_size])).to(self.device)
+                tokens = trim_trailing_padding(
+                    self.tokenizer(list(texts[start : start + batch_size])),
+                    trailing_pad_id(self.model),
+                ).to(self.device)
                 features = self.model.encode_text(tokens, normalize=True)
                 chunks.append(features.float().cpu().numpy())
         return np.concatenate(chunks)

@@ -28,7 +28,13 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 from paraclip_pipeline import schema
-from paraclip_pipeline.modeling.factory import LoadedClip, load_clip, resolved_model_config
+from paraclip_pipeline.modeling.factory import (
+    LoadedClip,
+    load_clip,
+    resolved_model_config,
+    trailing_pad_id,
+    trim_trailing_padding,
+)
 from paraclip_pipeline.modeling.profiles import ModelProfile
 from paraclip_pipeline.training.checkpoint import (
     CheckpointError,
@@ -207,9 +213,35 @@ class TextFeatures(torch.nn.Module):
     def __init__(self, clip_model: torch.nn.Module) -> None:
         super().__init__()
         self.clip = clip_model
+        self.pad_id = trailing_pad_id(clip_model)
 
     def forward(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # Short captions padded to the full context would spend most FLOPs on padding.
+        tokens = trim_trailing_padding(tokens, self.pad_id)
         return self.clip.encode_text(tokens), self.clip.logit_scale.exp()
+
+
+def forward_backward(
+    step_module: torch.nn.Module,
+    loss_fn: ParaClipLoss,
+    batch_tokens: torch.Tensor,
+    images: torch.Tensor,
+    has_image: torch.Tensor,
+    *,
+    bf16: bool = False,
+    loss_divisor: int = 1,
+) -> LossTerms:
+    """One micro-batch: text features of (captions; T'; T'') stacked, the loss, backward.
+
+    The text tower runs under bf16 autocast when asked; the loss is always float32.
+    """
+    device_type = batch_tokens.device.type
+    with torch.autocast(device_type, dtype=torch.bfloat16, enabled=bf16):
+        features, logit_scale = step_module(batch_tokens)
+    caption, paraphrase1, paraphrase2 = features.float().chunk(3)
+    terms = loss_fn(caption, paraphrase1, paraphrase2, images, has_image, logit_scale.float())
+    (terms.total / loss_divisor).backward()
+    return terms
 
 
 def run_fingerprint(profile: ModelProfile, config: TrainConfig, data: TrainingData) -> str:
@@ -247,6 +279,8 @@ def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.A
             {"params": no_decay, "weight_decay": 0.0},
         ],
         lr=config.lr,
+        # One fused kernel per step: several times faster than the per-tensor loop on CPU.
+        fused=True,
     )
 
 
@@ -383,7 +417,6 @@ def run_training(
         )
         step_module = DistributedDataParallel(step_module, device_ids=device_ids)
     loss_fn = ParaClipLoss(config.loss_weights, config.fixed_temperature, context.world_size)
-    device_type = torch.device(context.device).type
     log(
         f"training {rows} rows ({int(data.has_image.sum())} with image), batch {micro} x "
         f"{config.grad_accum_steps} accumulation, {total_steps} steps on {context.world_size} "
@@ -407,18 +440,15 @@ def run_training(
             no_sync = getattr(step_module, "no_sync", None)
             sync = contextlib.nullcontext() if last_micro or no_sync is None else no_sync()
             with sync:
-                with torch.autocast(device_type, dtype=torch.bfloat16, enabled=config.bf16):
-                    features, logit_scale = step_module(batch_tokens)
-                caption, paraphrase1, paraphrase2 = features.float().chunk(3)
-                terms = loss_fn(
-                    caption,
-                    paraphrase1,
-                    paraphrase2,
+                terms = forward_backward(
+                    step_module,
+                    loss_fn,
+                    batch_tokens,
                     images[local].to(context.device),
                     has_image[local].to(context.device),
-                    logit_scale.float(),
+                    bf16=config.bf16,
+                    loss_divisor=config.grad_accum_steps,
                 )
-                (terms.total / config.grad_accum_steps).backward()
             step_terms.append(terms)
         if config.grad_clip_norm is not None:
             torch.nn.utils.clip_grad_norm_(list(trainable.values()), config.grad_clip_norm)

@@ -7,11 +7,11 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModel
 
-from paraclip_pipeline.modeling.factory import load_clip
+from paraclip_pipeline.modeling.factory import load_clip, trailing_pad_id, trim_trailing_padding
 from paraclip_pipeline.modeling.profiles import get_profile
 from paraclip_pipeline.training.checkpoint import HF_EXPORT_DIR, HF_PROJECTION_FILE, WEIGHTS_FILE
 from paraclip_pipeline.training.config import TrainConfig
-from paraclip_pipeline.training.loop import train_text_encoder
+from paraclip_pipeline.training.loop import TextFeatures, train_text_encoder
 from paraclip_pipeline_tests.training.conftest import make_embeddings, make_pairs
 
 
@@ -47,3 +47,15 @@ def test_minilm_checkpoint_exports_hf_text_tower(tmp_path) -> None:
     torch.testing.assert_close(
         torch.from_numpy(plain), torch.from_numpy(reloaded.encode_text(["a red boat"]))
     )
+
+
+def test_trimming_trailing_padding_keeps_text_features() -> None:
+    clip = load_clip(get_profile("offline-minilm"))
+    tokens = clip.tokenizer(["a dog", "two people riding bicycles through a busy street"])
+    pad_id = trailing_pad_id(clip.model)
+    trimmed = trim_trailing_padding(tokens, pad_id)
+    assert pad_id == 0 and trimmed.shape[1] < tokens.shape[1] // 3
+    with torch.inference_mode():
+        full = clip.model.encode_text(tokens, normalize=True)
+        short = TextFeatures(clip.model)(tokens)[0]
+    torch.testing.assert_close(torch.nn.functional.normalize(short, dim=-1), full)
