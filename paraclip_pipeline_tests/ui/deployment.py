@@ -59,6 +59,7 @@ class Deployment:
     storage_root: Path
     shard_key: str
     caption_count: int
+    stopped_instigators: list[str]
 
 
 def free_local_port() -> int:
@@ -191,7 +192,7 @@ def running_deployment(tmp: Path) -> Iterator[Deployment]:
         graphql = DagsterGraphQL(base_url)
         try:
             graphql.wait_until_serving(processes, SERVE_TIMEOUT_S, LOCATION_NAME)
-            stop_all_instigators(graphql)
+            stopped = stop_all_instigators(graphql)
             processes.append(
                 start_process(
                     "daemon",
@@ -207,6 +208,7 @@ def running_deployment(tmp: Path) -> Iterator[Deployment]:
                 storage_root=tmp / "storage",
                 shard_key=SHARD_KEY,
                 caption_count=len(CAPTIONS),
+                stopped_instigators=stopped,
             )
         finally:
             graphql.close()

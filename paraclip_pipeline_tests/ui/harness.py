@@ -55,11 +55,14 @@ class ManagedProcess:
                 f"{log_tail(self.log_path)}"
             )
 
-    def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
-        """SIGTERM the whole group (Dagster shuts its children down on it), then SIGKILL."""
-        group = self.popen.pid
+    def terminate(self) -> None:
+        """SIGTERM the whole group: Dagster shuts its code servers and run workers down on it."""
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(group, signal.SIGTERM)
+            os.killpg(self.popen.pid, signal.SIGTERM)
+
+    def wait_stopped(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
+        """Wait for the leader, SIGKILL the group if it lingers or left processes behind."""
+        group = self.popen.pid
         try:
             self.popen.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
@@ -90,13 +93,16 @@ def start_process(
 
 @contextlib.contextmanager
 def managed_processes() -> Iterator[list[ManagedProcess]]:
-    """A list to append started processes to; all are stopped (last first) on exit."""
+    """A list to append started processes to; all are stopped together on exit."""
     started: list[ManagedProcess] = []
     try:
         yield started
     finally:
-        for process in reversed(started):
-            process.stop()
+        # Signal every group first so their graceful shutdowns overlap.
+        for process in started:
+            process.terminate()
+        for process in started:
+            process.wait_stopped()
 
 
 def dagster_tool(name: str) -> str:

@@ -13,8 +13,10 @@ import time
 from typing import Any
 from urllib.parse import urlencode
 
+import pyarrow.parquet as pq
 import pytest
 
+from paraclip_pipeline.storage import StorageLayout
 from paraclip_pipeline_tests.ui.deployment import (
     LOCATION_NAME,
     REPOSITORY_NAME,
@@ -215,6 +217,14 @@ def asset_state(deployment: Deployment, names: list[str]) -> dict[str, dict[str,
     return {"/".join(node["assetKey"]["path"]): node for node in nodes}
 
 
+def test_sensors_and_schedule_are_listed_and_switchable(deployment: Deployment) -> None:
+    assert sorted(deployment.stopped_instigators) == [
+        "new_shard_sensor",
+        "nightly_refresh",
+        "paraclip_automation",
+    ]
+
+
 def test_materialization_metadata_over_graphql(deployment: Deployment, materialized: str) -> None:
     state = asset_state(deployment, LAUNCHED_ASSETS)
     raw = state["raw_captions"]["latestMaterializationByPartition"][0]
@@ -224,6 +234,11 @@ def test_materialization_metadata_over_graphql(deployment: Deployment, materiali
     assert metadata["rows"] == deployment.caption_count
     assert metadata["flagged_rows"] == 0
     assert metadata["format"] == "jsonl"
+    # The rows the UI reports are the rows the IO manager wrote under the storage root.
+    written = StorageLayout(deployment.storage_root).partition_file(
+        "raw_captions", deployment.shard_key
+    )
+    assert pq.read_metadata(written).num_rows == deployment.caption_count
     stage1 = state["stage1_paraphrases"]
     assert stage1["latestMaterializationByPartition"][0]["runId"] == materialized
     # The paraphrase steps share the LLM pool that caps concurrent LLM traffic.
