@@ -146,3 +146,16 @@ def test_null_paraphrase_names_the_row(tiny_data, tiny_config, tmp_path) -> None
     )
     with pytest.raises(TrainingDataError, match=r"'paraphrase_2'.*c005"):
         _train((broken, embeddings), tiny_config, tmp_path / "run")
+
+
+def test_bf16_accumulation_and_fixed_temperature(
+    tiny_data, tiny_config, tiny_clip, tmp_path
+) -> None:
+    config = tiny_config.model_copy(
+        update={"bf16": True, "grad_accum_steps": 2, "batch_size": 4, "fixed_temperature": 0.1}
+    )
+    result = _train(tiny_data, config, tmp_path / "run")
+    assert result.metrics["micro_batch_size"] == 4.0 and len(result.loss_history) == 6
+    assert all(row["total"] > 0 for row in result.loss_history)
+    trained = load_file(result.checkpoint_dir / WEIGHTS_FILE)
+    assert torch.equal(trained["logit_scale"], tiny_clip.model.state_dict()["logit_scale"])
