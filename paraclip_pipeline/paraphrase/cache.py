@@ -138,6 +138,6 @@ class ParaphraseCache:
         columns: dict[str, list[object]] = {KEY: list(keys)}
         for field in fields(CachedAnswer):
             columns[field.name] = [getattr(answers[key], field.name) for key in keys]
-        table = pa.table(columns, schema=CACHE_SCHEMA)
+        table = pa.table(columns, schema=CACHE_SCHEMA)  # matched to the schema by name
         target = self.directory / f"chunk-{_digest(chr(10).join(keys))[:32]}.parquet"
         return write_parquet_atomic(table, target)

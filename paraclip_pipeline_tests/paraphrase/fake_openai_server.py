@@ -9,6 +9,7 @@ with the headers it carried, so tests can count attempts and inspect what was se
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import re
 import socket
@@ -100,7 +101,15 @@ def build_app(script: FakeServerScript) -> Starlette:
             return _completion("", prompt)
         return _completion(f"A picture showing {caption.lower()}", prompt)
 
-    return Starlette(routes=[Route("/v1/chat/completions", chat_completions, methods=["POST"])])
+    async def models(request: Request) -> Response:
+        return JSONResponse({"object": "list", "data": [{"id": "fake", "object": "model"}]})
+
+    return Starlette(
+        routes=[
+            Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+            Route("/v1/models", models, methods=["GET"]),
+        ]
+    )
 
 
 class FakeOpenAIServer:
@@ -136,3 +145,16 @@ class FakeOpenAIServer:
         self._server.should_exit = True
         self._thread.join(timeout=10)
         self._socket.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Scripted fake OpenAI-compatible server")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--latency-s", type=float, default=0.0)
+    arguments = parser.parse_args()
+    app = build_app(FakeServerScript(latency_s=arguments.latency_s))
+    uvicorn.run(app, host="127.0.0.1", port=arguments.port, log_level="warning", lifespan="off")
+
+
+if __name__ == "__main__":
+    main()

@@ -15,7 +15,7 @@ from paraclip_pipeline.paraphrase.config import ParaphraserConfig
 from paraclip_pipeline.paraphrase.engine import run_paraphrase_stage
 from paraclip_pipeline.paraphrase.hygiene import SKIPPED
 from paraclip_pipeline_tests.paraphrase.conftest import stage1_rows
-from paraclip_pipeline_tests.paraphrase.llama_server import LlamaServer
+from paraclip_pipeline_tests.paraphrase.server_process import ServerProcess, llama_server
 
 MISSING = [
     name
@@ -39,16 +39,16 @@ KNOWN_STATUSES = {"ok", "refused", "empty", "echo"}
 
 
 @pytest.fixture(scope="module")
-def llama_server() -> Iterator[LlamaServer]:
-    with LlamaServer(default_gguf_path(), n_threads=1) as server:
+def gemma_server() -> Iterator[ServerProcess]:
+    with llama_server(default_gguf_path(), n_threads=1) as server:
         yield server
 
 
-def test_server_end_to_end_both_stages(llama_server: LlamaServer, tmp_path: Path) -> None:
+def test_server_end_to_end_both_stages(gemma_server: ServerProcess, tmp_path: Path) -> None:
     config = ParaphraserConfig(
         backend="openai_compatible",
-        model=llama_server.model_alias,
-        base_url=llama_server.base_url,
+        model=gemma_server.model_alias,
+        base_url=gemma_server.base_url,
         max_tokens=48,
         timeout_s=120,
         max_retries=1,

@@ -59,6 +59,7 @@ def test_every_failure_mode_ends_in_a_known_status_with_bounded_retries(
     result = run_paraphrase_stage(
         rows, stage=1, config=config, cache_dir=tmp_path, backend=backend, log=log_lines.append
     )
+    backend.close()
 
     table = result.table
     assert table.schema == schema.STAGE1_SCHEMA
@@ -97,6 +98,7 @@ def test_rerun_calls_only_rows_that_failed(
     first = run_paraphrase_stage(rows, stage=1, config=config, cache_dir=tmp_path)
     backend = OpenAICompatibleBackend(config)
     second = run_paraphrase_stage(rows, stage=1, config=config, cache_dir=tmp_path, backend=backend)
+    backend.close()
     errors_first = first.table.column(schema.STATUS_1).to_pylist().count("error")
     # The flaky and rate-limited rows failed without retries and succeed now.
     assert backend.calls == errors_first == second.stats.calls

@@ -42,6 +42,8 @@ class OpenAICompatibleBackend(ParaphraseBackend):
     def __init__(self, config: ParaphraserConfig) -> None:
         super().__init__(config)
         self.__api_key = self._read_api_key(config.api_key_env)
+        self._runner: asyncio.Runner | None = None
+        self._client: openai.AsyncOpenAI | None = None
         # Requests are spaced evenly (a bucket of one) so no burst trips the server's limit;
         # tokens use a one-minute bucket, the way providers account them.
         self._request_limiter = (
@@ -63,23 +65,34 @@ class OpenAICompatibleBackend(ParaphraseBackend):
         return value
 
     def _generate(self, requests: Sequence[ParaphraseRequest]) -> list[Completion]:
-        # The engine is synchronous (it runs inside a Dagster op); each chunk gets its own loop.
-        return asyncio.run(self._generate_all(requests))
+        # The engine is synchronous (it runs inside a Dagster op). One event loop and one
+        # client serve every chunk, so connections and the client's setup are reused.
+        if self._runner is None:
+            self._runner = asyncio.Runner()
+        return self._runner.run(self._generate_all(requests))
 
     async def _generate_all(self, requests: Sequence[ParaphraseRequest]) -> list[Completion]:
-        config = self.config
-        in_flight = asyncio.Semaphore(config.concurrency)
-        async with openai.AsyncOpenAI(
-            base_url=config.base_url,
-            api_key=self.__api_key,
-            timeout=config.timeout_s,
-            max_retries=config.max_retries,
-        ) as client:
-            return list(
-                await asyncio.gather(
-                    *(self._one(client, in_flight, request) for request in requests)
-                )
+        if self._client is None:
+            self._client = openai.AsyncOpenAI(
+                base_url=self.config.base_url,
+                api_key=self.__api_key,
+                timeout=self.config.timeout_s,
+                max_retries=self.config.max_retries,
             )
+        in_flight = asyncio.Semaphore(self.config.concurrency)
+        return list(
+            await asyncio.gather(
+                *(self._one(self._client, in_flight, request) for request in requests)
+            )
+        )
+
+    def close(self) -> None:
+        if self._runner is not None:
+            if self._client is not None:
+                self._runner.run(self._client.close())
+            self._runner.close()
+        self._runner = None
+        self._client = None
 
     async def _one(
         self, client: openai.AsyncOpenAI, in_flight: asyncio.Semaphore, request: ParaphraseRequest
