@@ -1,10 +1,9 @@
 """The torchrun path: 2 CPU processes (gloo) match one process on the same global batches."""
 
-from __future__ import annotations
-
 import os
 import subprocess
 
+import dagster as dg
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -54,3 +53,34 @@ def test_two_process_torchrun_matches_single_process(tiny_data, tiny_config, tmp
     # single elements by a fraction of lr (1e-3), so compare at that scale.
     for name, tensor in expected.items():
         torch.testing.assert_close(actual[name], tensor, rtol=0, atol=5e-4)
+
+
+@pytest.mark.slow
+def test_torchrun_reports_through_dagster_pipes(tiny_data, tiny_config, tmp_path) -> None:
+    pairs, embeddings = tiny_data
+    config = tiny_config.model_copy(update={"nproc": 2, "epochs": 1})
+    job = write_job(
+        pairs,
+        embeddings,
+        profile=PROFILE,
+        config=config,
+        output_dir=tmp_path / "ddp",
+        inputs=[],
+    )
+    messages: list[dict] = []
+
+    @dg.asset
+    def checkpoint(context: dg.AssetExecutionContext, pipes: dg.PipesSubprocessClient):
+        invocation = pipes.run(
+            command=build_torchrun_command(job, 2),
+            context=context,
+            env={"OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"},
+        )
+        messages.extend(invocation.get_custom_messages())
+        return dg.MaterializeResult()
+
+    result = dg.materialize([checkpoint], resources={"pipes": dg.PipesSubprocessClient()})
+    assert result.success
+    assert len(messages) == 1 and messages[0]["checkpoint_dir"] == str(tmp_path / "ddp")
+    assert messages[0]["metrics"]["world_size"] == 2.0
+    TrainResult.from_checkpoint_dir(tmp_path / "ddp")
