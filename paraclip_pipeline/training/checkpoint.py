@@ -42,7 +42,7 @@ CAPTION_IDS_FILE = "trained_caption_ids.json"
 HF_EXPORT_DIR = "hf_text"
 HF_PROJECTION_FILE = "projection.safetensors"
 STATE_WEIGHTS_FILE = "trainable.safetensors"
-STATE_TORCH_FILE = "optimizer_scheduler_rng.pt"
+STATE_TORCH_FILE = "optimizer_scheduler.pt"
 STATE_META_FILE = "state.json"
 # Sources whose change changes what a checkpoint means: hashed into its code version.
 _CODE_VERSION_SOURCES = ("losses.py", "loop.py", "checkpoint.py", "config.py", "distributed.py")
@@ -209,8 +209,6 @@ def save_training_state(
             {
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
-                "torch_rng": torch.get_rng_state(),
-                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
             },
             staging / STATE_TORCH_FILE,
         )
@@ -234,12 +232,6 @@ def load_latest_training_state(state_root: Path) -> dict[str, Any] | None:
     except (OSError, ValueError, RuntimeError) as error:
         raise CheckpointError(f"training state {latest} cannot be read: {error}") from error
     return {**torch_state, "meta": meta, "trainable": trainable, "path": latest}
-
-
-def restore_rng(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch_rng"])
-    if state["cuda_rng"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda_rng"])
 
 
 def remove_training_state(state_root: Path) -> None:

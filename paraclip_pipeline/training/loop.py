@@ -41,7 +41,6 @@ from paraclip_pipeline.training.checkpoint import (
     load_latest_training_state,
     read_trained_caption_ids,
     remove_training_state,
-    restore_rng,
     save_training_state,
     state_root_for,
     verify_checkpoint,
@@ -265,6 +264,11 @@ def epoch_order(rows: int, seed: int, epoch: int) -> np.ndarray:
     return np.random.default_rng([seed, epoch]).permutation(rows)
 
 
+def seed_step(seed: int, step: int, rank: int) -> None:
+    """Reseed torch (dropout) from (seed, step, rank): resuming needs no saved RNG state."""
+    torch.manual_seed(int(np.random.SeedSequence([seed, step, rank]).generate_state(1)[0]))
+
+
 def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.AdamW:
     """AdamW on the trainable parameters; no weight decay on gains, biases and the scale."""
     decay, no_decay = [], []
@@ -399,11 +403,8 @@ def run_training(
         model.load_state_dict(state["trainable"], strict=False)
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-        restore_rng(state)
         start_step, loss_history = state["meta"]["step"], state["meta"]["loss_history"]
         log(f"resuming from {state['path']} at step {start_step}/{total_steps}")
-    else:
-        torch.manual_seed(config.seed + context.rank)
 
     tokens = [
         _tokenize(clip, texts) for texts in (data.captions, data.paraphrases1, data.paraphrases2)
@@ -429,6 +430,7 @@ def run_training(
         epoch, index_in_epoch = divmod(step, steps_per_epoch)
         if epoch != order_epoch:
             order, order_epoch = epoch_order(rows, config.seed, epoch), epoch
+        seed_step(config.seed, step, context.rank)
         step_terms: list[LossTerms] = []
         for micro_index in range(config.grad_accum_steps):
             start = (index_in_epoch * config.grad_accum_steps + micro_index) * micro

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import open_clip
+import pytest
 import torch
 from safetensors.torch import load_file
 from transformers import AutoModel
@@ -59,3 +60,39 @@ def test_trimming_trailing_padding_keeps_text_features() -> None:
         full = clip.model.encode_text(tokens, normalize=True)
         short = TextFeatures(clip.model)(tokens)[0]
     torch.testing.assert_close(torch.nn.functional.normalize(short, dim=-1), full)
+
+
+def test_minilm_resume_is_exact_despite_dropout(tmp_path) -> None:
+    profile = get_profile("offline-minilm")
+    pairs = make_pairs(4, heldout=0)
+    clip = load_clip(profile)
+    embeddings = make_embeddings(pairs, clip.model_id, clip.embed_dim)
+    config = TrainConfig(
+        lr=1e-4,
+        warmup_steps=0,
+        batch_size=4,
+        max_steps=2,
+        checkpoint_every_steps=1,
+        log_every_steps=1,
+    )
+
+    def train(output_dir, log=None):
+        return train_text_encoder(
+            pairs,
+            embeddings,
+            profile=profile,
+            config=config,
+            output_dir=output_dir,
+            inputs=[],
+            log=log,
+        )
+
+    def interrupt(message: str) -> None:
+        if message.startswith("step 1/"):
+            raise KeyboardInterrupt
+
+    reference = train(tmp_path / "whole")
+    with pytest.raises(KeyboardInterrupt):
+        train(tmp_path / "resumed", log=interrupt)
+    resumed = train(tmp_path / "resumed")
+    assert resumed.manifest["weights_sha256"] == reference.manifest["weights_sha256"]
