@@ -118,6 +118,7 @@ def _verdicts(
 ) -> tuple[pl.Series, pl.Series]:
     """(rejected_by, reject_detail) per row of ``frame``; null rejected_by means kept."""
     enabled = rules.enabled_rules
+    base_columns = frame.columns
     frame = ft.with_features(frame, [f for rule in enabled for f in rule.features()])
     rejected_by = pl.repeat(None, frame.height, dtype=pl.String, eager=True).alias(
         schema.REJECTED_BY
@@ -131,7 +132,9 @@ def _verdicts(
         assert isinstance(rule, SetRule)
         rejected_by = _run_row_rules(frame, pending, rejected_by)
         pending = []
-        alive = frame.filter(rejected_by.is_null())
+        # Only the columns the rule reads, so filtering does not copy every feature list.
+        needed = [*base_columns, *ft.feature_names(rule.features())]
+        alive = frame.select(needed).filter(rejected_by.is_null())
         verdict = rule.judge(alive, encoder)
         if len(verdict) != alive.height:
             raise RuntimeError(f"rule '{rule.name}' judged {len(verdict)} of {alive.height} rows")

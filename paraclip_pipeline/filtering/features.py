@@ -76,16 +76,42 @@ def same_normalised(left: str, right: str) -> Feature:
     )
 
 
-def word_jaccard(left: str, right: str) -> Feature:
-    """Jaccard index of the two word sets, in [0, 1]; 1.0 when neither text has a word."""
+def shared_words(left: str, right: str) -> Feature:
+    """Number of distinct words the two texts have in common."""
     a, b = word_set(left), word_set(right)
-    shared = a.column.list.set_intersection(b.column).list.len()
-    union = a.column.list.len() + b.column.list.len() - shared
     return Feature(
-        f"{FEATURE_PREFIX}jaccard_{left}_{right}",
-        pl.when(union == 0).then(pl.lit(1.0)).otherwise(shared / union),
+        f"{FEATURE_PREFIX}shared_{left}_{right}",
+        a.column.list.set_intersection(b.column).list.len(),
         inputs=(a, b),
     )
+
+
+def word_jaccard(left: str, right: str) -> Feature:
+    """Jaccard index of the two word sets, in [0, 1]; 1.0 when neither text has a word."""
+    a, b, shared = word_set(left), word_set(right), shared_words(left, right)
+    union = a.column.list.len() + b.column.list.len() - shared.column
+    return Feature(
+        f"{FEATURE_PREFIX}jaccard_{left}_{right}",
+        pl.when(union == 0).then(pl.lit(1.0)).otherwise(shared.column / union),
+        inputs=(a, b, shared),
+    )
+
+
+def _closure(features: Iterable[Feature]) -> dict[str, Feature]:
+    """The features and, recursively, their inputs, by name."""
+    by_name: dict[str, Feature] = {}
+    pending = list(features)
+    while pending:
+        feature = pending.pop()
+        if feature.name not in by_name:
+            by_name[feature.name] = feature
+            pending.extend(feature.inputs)
+    return by_name
+
+
+def feature_names(features: Iterable[Feature]) -> list[str]:
+    """Column names of the features and everything they are computed from."""
+    return sorted(_closure(features))
 
 
 def with_features(frame: pl.DataFrame, features: Iterable[Feature]) -> pl.DataFrame:
@@ -95,15 +121,8 @@ def with_features(frame: pl.DataFrame, features: Iterable[Feature]) -> pl.DataFr
     them in parallel and later levels read the materialised columns instead of
     recomputing them.
     """
-    by_name: dict[str, Feature] = {}
-    pending = list(features)
-    while pending:
-        feature = pending.pop()
-        if feature.name not in by_name and feature.name not in frame.columns:
-            by_name[feature.name] = feature
-            pending.extend(feature.inputs)
     levels: dict[int, list[Feature]] = {}
-    for feature in by_name.values():
+    for feature in _closure(features).values():
         levels.setdefault(feature.level, []).append(feature)
     for level in sorted(levels):
         frame = frame.with_columns([feature.expr.alias(feature.name) for feature in levels[level]])
