@@ -82,7 +82,13 @@ def run_ui(settings: Settings, host: str, port: int) -> int:
     return 0  # unreachable: execv replaces the process
 
 
-def run_lineage(settings: Settings, target: str, caption_id: str | None, as_json: bool) -> int:
+def run_lineage(
+    settings: Settings,
+    target: str,
+    caption_id: str | None,
+    shards: list[str] | None,
+    as_json: bool,
+) -> int:
     from paraclip_pipeline.instance import prepare_dagster_home
     from paraclip_pipeline.lineage.query import LineageError, trace
 
@@ -95,6 +101,7 @@ def run_lineage(settings: Settings, target: str, caption_id: str | None, as_json
             layout=StorageLayout(settings.storage_root),
             instance=DagsterInstance.get(),
             caption_id=caption_id,
+            shards=shards,
         )
     except LineageError as error:
         print(f"paraclip lineage: {error}", file=sys.stderr)
@@ -113,6 +120,11 @@ def build_parser() -> argparse.ArgumentParser:
     lineage = commands.add_parser("lineage", help="trace a checkpoint back to its source captions")
     lineage.add_argument("checkpoint", help="checkpoint directory, manifest.json, or run id")
     lineage.add_argument("--caption-id", help="show one caption's whole path")
+    lineage.add_argument(
+        "--shard",
+        action="append",
+        help="add run ids and metadata from Dagster's event log for this shard (repeatable)",
+    )
     lineage.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
 
@@ -125,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_demo(settings)
     if args.command == "ui":
         return run_ui(settings, args.host, args.port)
-    return run_lineage(settings, args.checkpoint, args.caption_id, args.json)
+    return run_lineage(settings, args.checkpoint, args.caption_id, args.shard, args.json)
 
 
 if __name__ == "__main__":

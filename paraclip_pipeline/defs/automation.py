@@ -12,7 +12,11 @@ from paraclip_pipeline.defs.partitions import caption_shards
 from paraclip_pipeline.defs.reports import benchmark_report
 from paraclip_pipeline.defs.resources import ShardSourceResource
 from paraclip_pipeline.defs.training import image_embeddings, text_encoder_checkpoint
-from paraclip_pipeline.lineage.event_log import latest_partition_records, latest_storage_id
+from paraclip_pipeline.lineage.event_log import (
+    latest_partition_records,
+    latest_partition_versions,
+    latest_storage_id,
+)
 from paraclip_pipeline.sources.changes import ScanCursor, scan_for_changes
 
 FILTERED_PAIRS = dg.AssetKey("filtered_pairs")
@@ -51,7 +55,7 @@ def new_shard_sensor(
     known = set(context.instance.get_dynamic_partitions(caption_shards.name))
 
     def recorded_hashes(keys: list[str]) -> dict[str, str | None]:
-        records = latest_partition_records(context.instance, raw_captions.key, keys)
+        records = latest_partition_versions(context.instance, raw_captions.key, keys)
         return {key: records[key].data_version if key in records else None for key in keys}
 
     scan = scan_for_changes(
@@ -62,11 +66,11 @@ def new_shard_sensor(
     )
     for name, reason in scan.rejected:
         context.log.warning(f"ignoring shard {name!r}: {reason}")
-    new_keys = [shard.key for shard, _ in scan.new]
+    new_keys = [shard.key for shard, *_ in scan.new]
     return dg.SensorResult(
         run_requests=[
-            dg.RunRequest(run_key=f"{shard.key}:{content_hash}", partition_key=shard.key)
-            for shard, content_hash in scan.due
+            dg.RunRequest(run_key=f"{shard.key}:{content_hash}:{mtime_ns}", partition_key=shard.key)
+            for shard, content_hash, mtime_ns in scan.due
         ],
         dynamic_partitions_requests=[caption_shards.build_add_request(new_keys)]
         if new_keys
@@ -80,9 +84,9 @@ def refresh_requests(
 ) -> list[dg.RunRequest]:
     """Shards whose per-shard outputs are missing or stale, and retraining when pairs changed."""
     shards = instance.get_dynamic_partitions(caption_shards.name)
-    raw = latest_partition_records(instance, raw_captions.key)
+    raw = latest_partition_versions(instance, raw_captions.key)
     pairs = latest_partition_records(instance, FILTERED_PAIRS)
-    embeddings = latest_partition_records(instance, image_embeddings.key)
+    embeddings = latest_partition_versions(instance, image_embeddings.key)
     requests = []
     for shard in shards:
         pair = pairs.get(shard)

@@ -7,12 +7,13 @@ from pathlib import Path
 
 import dagster as dg
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from paraclip_pipeline import schema
 from paraclip_pipeline.defs.metadata import records_table
 from paraclip_pipeline.defs.partitions import caption_shards
 from paraclip_pipeline.defs.resources import ClipModelResource, StorageResource, TrainingResource
-from paraclip_pipeline.lineage.event_log import latest_partition_records
+from paraclip_pipeline.lineage.manifest import ShardRows, shard_inputs
 from paraclip_pipeline.storage import table_fingerprint
 
 MODEL_GROUP = "model"
@@ -38,17 +39,23 @@ def image_embeddings(
 
     Shards that carry precomputed embeddings (as LAION distributes them) skip the tower.
     """
-    from paraclip_pipeline.modeling.image_embeddings import compute_image_embeddings
+    from paraclip_pipeline.modeling.image_embeddings import (
+        compute_image_embeddings,
+        image_embedding_stats,
+    )
 
     clip = clip_model.load()
     table = compute_image_embeddings(raw_captions, clip)
-    with_image = int(sum(table.column(schema.HAS_IMAGE).to_pylist()))
+    stats = image_embedding_stats(table)
     return dg.Output(
         table,
         data_version=dg.DataVersion(table_fingerprint(table)),
         metadata={
             "rows": len(table),
-            "rows_with_image": with_image,
+            "rows_with_image": int(pc.sum(table[schema.HAS_IMAGE]).as_py() or 0),
+            "precomputed": stats.precomputed,
+            "computed": stats.computed,
+            "unreadable_images": stats.unreadable_images,
             "model_id": clip.model_id,
             "profile": clip_model.profile,
         },
@@ -58,31 +65,14 @@ def image_embeddings(
 def _shard_inputs(
     instance: dg.DagsterInstance, pairs_by_shard: dict[str, pa.Table]
 ) -> list[dict[str, object]]:
-    """Per-shard provenance for the manifest (Dagster keeps one pointer for a many-to-one input)."""
-    shards = sorted(pairs_by_shard)
-    pairs_records = latest_partition_records(instance, dg.AssetKey("filtered_pairs"), shards)
-    embedding_records = latest_partition_records(instance, dg.AssetKey("image_embeddings"), shards)
-    inputs: list[dict[str, object]] = []
-    for shard in shards:
-        table = pairs_by_shard[shard]
-        pairs_record = pairs_records.get(shard)
-        embedding_record = embedding_records.get(shard)
-        inputs.append(
-            {
-                "partition": shard,
-                "filtered_pairs_data_version": pairs_record.data_version if pairs_record else None,
-                "filtered_pairs_storage_id": pairs_record.storage_id if pairs_record else None,
-                "filtered_pairs_code_version": pairs_record.code_version if pairs_record else None,
-                "image_embeddings_data_version": (
-                    embedding_record.data_version if embedding_record else None
-                ),
-                "rows": len(table),
-                "train_rows": sum(
-                    1 for split in table.column(schema.SPLIT).to_pylist() if split == "train"
-                ),
-            }
+    counts = {
+        shard: ShardRows(
+            rows=len(table),
+            train_rows=int(pc.sum(pc.equal(table[schema.SPLIT], "train")).as_py() or 0),
         )
-    return inputs
+        for shard, table in pairs_by_shard.items()
+    }
+    return shard_inputs(instance, counts)
 
 
 def _loss_plot_markdown(loss_history: list[dict[str, float]]) -> str:
@@ -184,7 +174,7 @@ def _checkpoint_result(
                     "train_rows",
                     "filtered_pairs_data_version",
                     "filtered_pairs_storage_id",
-                    "image_embeddings_data_version",
+                    "upstream_newer_than_pairs",
                 ],
             ),
             "manifest": dg.MetadataValue.json(json.loads(json.dumps(manifest, default=str))),

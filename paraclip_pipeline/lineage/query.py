@@ -1,32 +1,28 @@
 """`paraclip lineage`: from a checkpoint back to the exact source captions it was trained on.
 
 Three sources, each used for what it is authoritative on:
-- the checkpoint manifest: which shard partitions (and which materialization of each:
-  storage id + data version) the weights were trained on, and the trained caption ids;
-- Dagster's event log: for each of those materializations, the upstream materializations
-  it was computed from (Dagster records an input event pointer per one-to-one input),
-  down to the raw shard file and its content hash;
+- the checkpoint manifest: which shard partitions the weights were trained on, and for
+  each the materialization (storage id + data version) of every asset in its chain down
+  to the raw shard, whose data version is the shard file's content hash; plus the
+  trained caption ids. It is written at training time from indexed event-log lookups,
+  so tracing 10,000 shards reads one JSON file;
+- Dagster's event log, for detail on the shards asked about (``--shard`` or the shard
+  of ``--caption-id``): run ids, the shard file's path, the filter rules hash;
 - DuckDB over the Parquet outputs: one caption's text at every step and its filter verdict.
-
-Event-log lookups are batched per asset (one query for all shards), so tracing a
-checkpoint trained on thousands of shards stays a handful of queries.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
-from dagster._core.definitions.data_version import (
-    DATA_VERSION_TAG,
-    get_input_event_pointer_tag,
-)
 
 from paraclip_pipeline import schema
+from paraclip_pipeline.lineage.event_log import records_by_storage_id
 from paraclip_pipeline.storage import StorageLayout
 
 MANIFEST_NAME = "manifest.json"
@@ -36,6 +32,7 @@ STAGE2 = dg.AssetKey("stage2_paraphrases")
 STAGE1 = dg.AssetKey("stage1_paraphrases")
 RAW = dg.AssetKey("raw_captions")
 REJECTED_DIR = "filtered_pairs_rejected"
+DETAIL_ALL_UP_TO = 50  # shards; beyond this, event-log detail only for shards asked about
 
 
 class LineageError(Exception):
@@ -140,76 +137,59 @@ def read_manifest(checkpoint_dir: Path) -> dict[str, Any]:
         raise LineageError(f"cannot read {checkpoint_dir / MANIFEST_NAME}: {error}") from error
 
 
-def _records_by_storage_id(
-    instance: dg.DagsterInstance, asset_key: dg.AssetKey, storage_ids: Iterable[int | None]
-) -> dict[int, Any]:
-    wanted = sorted({sid for sid in storage_ids if sid is not None})
-    if not wanted:
-        return {}
-    result = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=asset_key, storage_ids=wanted), limit=len(wanted)
-    )
-    return {record.storage_id: record for record in result.records}
+CHAIN = (FILTERED, STAGE2, STAGE1, RAW)
 
 
-def _pointer(record: Any, upstream: dg.AssetKey) -> int | None:
-    if record is None:
-        return None
-    value = record.asset_materialization.tags.get(get_input_event_pointer_tag(upstream))
-    return int(value) if value and value.isdigit() else None
+def _step(asset: dg.AssetKey, item: Mapping[str, Any]) -> Materialization:
+    if asset == FILTERED:
+        storage_id = item.get("filtered_pairs_storage_id")
+        data_version = item.get("filtered_pairs_data_version")
+    else:
+        upstream = item.get("upstream", {}).get(asset.to_user_string(), {})
+        storage_id, data_version = upstream.get("storage_id"), upstream.get("data_version")
+    return Materialization(asset.to_user_string(), storage_id, data_version=data_version)
 
 
-def _materialization(asset: dg.AssetKey, storage_id: int | None, record: Any) -> Materialization:
-    if record is None:
-        return Materialization(asset.to_user_string(), storage_id)
-    materialization = record.asset_materialization
-    detail = {
-        key: str(materialization.metadata[key].value)
-        for key in ("source", "content_sha256", "rules_hash")
-        if key in materialization.metadata
-    }
-    return Materialization(
-        asset=asset.to_user_string(),
-        storage_id=record.storage_id,
-        run_id=record.run_id,
-        data_version=materialization.tags.get(DATA_VERSION_TAG),
-        detail=detail,
-    )
+def _add_event_log_detail(instance: dg.DagsterInstance, shards: list[ShardLineage]) -> None:
+    """Run ids and key metadata for the given shards' steps: one batched fetch per asset."""
+    for asset in CHAIN:
+        steps = [
+            step for shard in shards for step in shard.steps if step.asset == asset.to_user_string()
+        ]
+        records = records_by_storage_id(instance, asset, (step.storage_id for step in steps))
+        for step in steps:
+            record = records.get(step.storage_id) if step.storage_id is not None else None
+            if record is None:
+                continue
+            metadata = record.asset_materialization.metadata
+            step.run_id = record.run_id
+            step.detail = {
+                key: str(metadata[key].value)
+                for key in ("source", "rules_hash", "rows", "rows_kept")
+                if key in metadata
+            }
 
 
 def shard_lineage(
-    instance: dg.DagsterInstance, inputs: Sequence[Mapping[str, Any]]
+    instance: dg.DagsterInstance,
+    inputs: Sequence[Mapping[str, Any]],
+    detail_for: set[str] | None = None,
 ) -> list[ShardLineage]:
-    """Walk filtered_pairs -> stage2 -> stage1 -> raw_captions for every manifest input."""
-    filtered = _records_by_storage_id(
-        instance, FILTERED, (item.get("filtered_pairs_storage_id") for item in inputs)
-    )
-    stage2_ids = {sid: _pointer(rec, STAGE2) for sid, rec in filtered.items()}
-    stage2 = _records_by_storage_id(instance, STAGE2, stage2_ids.values())
-    stage1_ids = {sid: _pointer(rec, STAGE1) for sid, rec in stage2.items()}
-    stage1 = _records_by_storage_id(instance, STAGE1, stage1_ids.values())
-    raw_ids = {sid: _pointer(rec, RAW) for sid, rec in stage1.items()}
-    raw = _records_by_storage_id(instance, RAW, raw_ids.values())
+    """The filtered_pairs -> stage2 -> stage1 -> raw_captions chain of every manifest input.
 
-    shards = []
-    for item in inputs:
-        f_id = item.get("filtered_pairs_storage_id")
-        s2_id = stage2_ids.get(f_id) if f_id is not None else None
-        s1_id = stage1_ids.get(s2_id) if s2_id is not None else None
-        r_id = raw_ids.get(s1_id) if s1_id is not None else None
-        shards.append(
-            ShardLineage(
-                partition=str(item.get("partition")),
-                rows=item.get("rows"),
-                train_rows=item.get("train_rows"),
-                steps=[
-                    _materialization(FILTERED, f_id, filtered.get(f_id) if f_id else None),
-                    _materialization(STAGE2, s2_id, stage2.get(s2_id) if s2_id else None),
-                    _materialization(STAGE1, s1_id, stage1.get(s1_id) if s1_id else None),
-                    _materialization(RAW, r_id, raw.get(r_id) if r_id else None),
-                ],
-            )
+    ``detail_for`` names the shards to enrich from the event log (all when None).
+    """
+    shards = [
+        ShardLineage(
+            partition=str(item.get("partition")),
+            rows=item.get("rows"),
+            train_rows=item.get("train_rows"),
+            steps=[_step(asset, item) for asset in CHAIN],
         )
+        for item in inputs
+    ]
+    selected = shards if detail_for is None else [s for s in shards if s.partition in detail_for]
+    _add_event_log_detail(instance, selected)
     return shards
 
 
@@ -286,15 +266,28 @@ def trace(
     layout: StorageLayout,
     instance: dg.DagsterInstance,
     caption_id: str | None = None,
+    shards: Sequence[str] | None = None,
 ) -> LineageReport:
+    """Lineage of a checkpoint; event-log detail for ``shards`` and the caption's shard.
+
+    With neither given, every shard gets detail when there are few (a readable report),
+    and none when there are many (the manifest alone answers, in milliseconds).
+    """
     checkpoint_dir = resolve_checkpoint_dir(target, layout)
     manifest = read_manifest(checkpoint_dir)
     inputs = manifest.get("inputs")
     if not isinstance(inputs, list):
         raise LineageError(f"{checkpoint_dir / MANIFEST_NAME} has no 'inputs' list")
+    caption = trace_caption(caption_id, layout, checkpoint_dir, manifest) if caption_id else None
+    if shards is not None or caption is not None:
+        detail_for: set[str] | None = set(shards or [])
+        if caption is not None and caption.shard:
+            detail_for.add(caption.shard)
+    else:
+        detail_for = None if len(inputs) <= DETAIL_ALL_UP_TO else set()
     return LineageReport(
         checkpoint_dir=str(checkpoint_dir),
         weights_sha256=manifest.get("weights_sha256"),
-        shards=shard_lineage(instance, inputs),
-        caption=trace_caption(caption_id, layout, checkpoint_dir, manifest) if caption_id else None,
+        shards=shard_lineage(instance, inputs, detail_for),
+        caption=caption,
     )

@@ -41,13 +41,15 @@ class ScanCursor:
 
 @dataclass(frozen=True)
 class ShardScan:
-    new: list[tuple[ShardFile, str]] = field(default_factory=list)
-    changed: list[tuple[ShardFile, str]] = field(default_factory=list)
+    # (shard, content hash, mtime ns): the mtime makes a run key unique even when a shard
+    # is put back to contents it had before.
+    new: list[tuple[ShardFile, str, int]] = field(default_factory=list)
+    changed: list[tuple[ShardFile, str, int]] = field(default_factory=list)
     rejected: list[tuple[str, str]] = field(default_factory=list)
     cursor: ScanCursor = ScanCursor()
 
     @property
-    def due(self) -> list[tuple[ShardFile, str]]:
+    def due(self) -> list[tuple[ShardFile, str, int]]:
         return [*self.new, *self.changed]
 
 
@@ -84,14 +86,14 @@ def scan_for_changes(
         if shard.key not in known_keys or mtime >= watermark:
             candidates.append((shard, mtime))
     recorded = recorded_hashes([shard.key for shard, _ in candidates if shard.key in known_keys])
-    new: list[tuple[ShardFile, str]] = []
-    changed: list[tuple[ShardFile, str]] = []
-    for shard, _ in candidates:
+    new: list[tuple[ShardFile, str, int]] = []
+    changed: list[tuple[ShardFile, str, int]] = []
+    for shard, mtime in candidates:
         content_hash = shard_content_hash(shard)
         if shard.key not in known_keys:
-            new.append((shard, content_hash))
+            new.append((shard, content_hash, mtime))
         elif recorded.get(shard.key) != content_hash:
-            changed.append((shard, content_hash))
+            changed.append((shard, content_hash, mtime))
     return ShardScan(
         new=new,
         changed=changed,
