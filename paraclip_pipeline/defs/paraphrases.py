@@ -47,7 +47,7 @@ def _run_stage(
         metadata={
             **result.stats.as_metadata(),
             "backend": paraphraser.backend,
-            "model": paraphraser.model or "(default)",
+            "model": paraphraser.model or "(backend default)",
             **{f"status_{item['values']}": int(item["counts"]) for item in status_counts},
             "preview": table_preview(table, [schema.TEXT, text_column, status_column]),
         },

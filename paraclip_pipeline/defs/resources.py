@@ -56,30 +56,37 @@ class ShardSourceResource(dg.ConfigurableResource):
 class ParaphraserResource(dg.ConfigurableResource):
     """The LLM (or offline rewriter) that writes both paraphrasing steps.
 
-    The API key is never part of the config: ``api_key_env`` names the environment
-    variable that holds it, read by the backend at call time.
+    Every field left unset takes ParaphraserConfig's default (the paper's prompts and
+    sampling parameters), so defaults and validation live in one place. The API key is
+    never part of the config: ``api_key_env`` names the environment variable holding it.
     """
 
     backend: Literal["wordnet", "openai_compatible", "llama_cpp", "transformers"] = "wordnet"
-    model: str = ""
+    model: str | None = None
     base_url: str | None = None
     api_key_env: str | None = None
-    concurrency: int = 4
-    timeout_s: float = 60.0
-    max_retries: int = 6
+    concurrency: int | None = None
+    timeout_s: float | None = None
+    max_retries: int | None = None
     requests_per_minute: float | None = None
-    temperature: float = 1.0
-    top_p: float = 0.1
-    max_tokens: int = 512
-    chunk_size: int = 64
+    tokens_per_minute: float | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+    seed: int | None = None
+    stage1_template: str | None = None
+    stage2_template: str | None = None
+    chunk_size: int | None = None
+    model_path: str | None = None
+    n_ctx: int | None = None
+    n_threads: int | None = None
+    batch_size: int | None = None
+    few_shot: bool | None = None
 
     def config(self):
         from paraclip_pipeline.paraphrase.config import ParaphraserConfig
 
-        fields = self.model_dump(exclude_none=True)
-        if not fields.get("model"):
-            fields.pop("model", None)
-        return ParaphraserConfig(**fields)
+        return ParaphraserConfig(**self.model_dump(exclude_none=True))
 
 
 class ClipModelResource(dg.ConfigurableResource):
@@ -146,7 +153,7 @@ def default_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
         ),
         "paraphraser": ParaphraserResource(
             backend=dg.EnvVar("PARACLIP_LLM_BACKEND").get_value() or "wordnet",  # type: ignore[arg-type]
-            model=dg.EnvVar("PARACLIP_LLM_MODEL").get_value("") or "",
+            model=dg.EnvVar("PARACLIP_LLM_MODEL").get_value() or None,
             # Compose passes unset variables as empty strings: treat those as unset.
             base_url=dg.EnvVar("PARACLIP_LLM_BASE_URL").get_value() or None,
             api_key_env=dg.EnvVar("PARACLIP_LLM_API_KEY_ENV").get_value() or None,
