@@ -111,7 +111,7 @@ class ParaphraseStatusRule(RowRule):
     """Drops rows whose paraphrase steps did not both end in an allowed status."""
 
     name: Literal["paraphrase_status"]
-    allowed: list[Literal["ok", "refused", "empty", "echo", "error", "skipped"]] = Field(
+    allowed: list[Literal[schema.PARAPHRASE_STATUSES]] = Field(  # type: ignore[valid-type]
         default=["ok"], min_length=1
     )
 
@@ -309,15 +309,33 @@ class DedupRule(SetRule):
         return [ft.words(column) for column in self.columns] if self.normalised else []
 
     def judge(self, alive: pl.DataFrame, encoder: SentenceEncoder | None) -> pl.Series:
-        key = pl.struct(
-            [ft.words(c).column if self.normalised else pl.col(c) for c in self.columns]
+        # Normalised keys are the word lists joined by spaces (words hold no spaces):
+        # strings hash far faster than lists.
+        key_names = [f"key_{column}" for column in self.columns]
+        keyed = alive.select(
+            pl.int_range(pl.len(), dtype=pl.UInt32).alias("position"),
+            pl.col(schema.CAPTION_ID),
+            *[
+                (ft.words(c).column.list.join(" ") if self.normalised else pl.col(c)).alias(name)
+                for c, name in zip(self.columns, key_names, strict=True)
+            ],
         )
-        # `alive` is in caption_id order, so the first of a group is its smallest caption_id.
-        return alive.select(
-            pl.when(key.is_first_distinct())
-            .then(pl.lit(None, dtype=pl.String))
-            .otherwise(pl.format("duplicate of {}", pl.col(schema.CAPTION_ID).first().over(key)))
-        ).to_series()
+        key = pl.struct(key_names)
+        # `alive` is in caption_id order, so the first of a group is its smallest caption_id;
+        # the group's first id is looked up only among rows that have duplicates.
+        duplicates = (
+            keyed.filter(key.is_duplicated())
+            .select(
+                "position",
+                key.is_first_distinct().alias("is_first"),
+                pl.format(
+                    "duplicate of {}", pl.col(schema.CAPTION_ID).first().over(key_names)
+                ).alias("detail"),
+            )
+            .filter(~pl.col("is_first"))
+        )
+        verdicts = pl.repeat(None, alive.height, dtype=pl.String, eager=True)
+        return verdicts.scatter(duplicates["position"], duplicates["detail"])
 
 
 class LanguageRule(SetRule):
