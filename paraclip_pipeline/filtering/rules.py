@@ -270,7 +270,7 @@ class LexicalChangeRule(RowRule):
 
     name: Literal["lexical_change"]
     min_jaccard: float = Field(default=0.0, ge=0.0, le=1.0)
-    max_jaccard: float = Field(default=0.5, ge=0.0, le=1.0)
+    max_jaccard: float = Field(default=0.8, ge=0.0, le=1.0)
 
     @model_validator(mode="after")
     def _ordered(self) -> LexicalChangeRule:
@@ -452,7 +452,7 @@ class PassRateConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    min: float = Field(default=0.2, ge=0.0, le=1.0)
+    min: float = Field(default=0.1, ge=0.0, le=1.0)
     max: float = Field(default=1.0, ge=0.0, le=1.0)
 
     @model_validator(mode="after")
