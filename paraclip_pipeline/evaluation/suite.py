@@ -42,7 +42,7 @@ class EvaluationConfig:
     coco_split: str = "test"
     rank_k: int | tuple[int, ...] = 10
     aro_min_attribute_pair_count: int = aro.MIN_ATTRIBUTE_PAIR_COUNT
-    text_batch_size: int = 256
+    text_batch_size: int = 64  # encoders sort by length; small batches carry little padding
     image_batch_size: int = 64
 
     def __post_init__(self) -> None:

