@@ -53,7 +53,8 @@ class FilterOutcome:
     pass_rate: float  # kept / input rows; 0.0 for an empty input
 
 
-def _validate(pairs: pa.Table) -> None:
+def _validated(pairs: pa.Table) -> pa.Table:
+    """``pairs`` with its text columns as plain Arrow strings, or FilterInputError."""
     names = pairs.schema.names
     for reserved in (schema.REJECTED_BY, REJECT_DETAIL, _ROW):
         if reserved in names:
@@ -66,6 +67,13 @@ def _validate(pairs: pa.Table) -> None:
             raise FilterInputError(
                 f"column '{name}' must be a string column, got {pairs.schema.field(name).type}"
             )
+    # large_string / string_view inputs become string: the Arrow kernels below need it.
+    text_fields = [f for f in pairs.schema if f.type in _STRING_TYPES and f.type != pa.string()]
+    for field in text_fields:
+        index = pairs.schema.get_field_index(field.name)
+        pairs = pairs.set_column(
+            index, field.with_type(pa.string()), pairs[field.name].cast(pa.string())
+        )
     for name in (schema.CAPTION_ID, schema.TEXT, schema.STATUS_1, schema.STATUS_2):
         nulls = pairs[name].null_count
         if nulls:
@@ -79,6 +87,7 @@ def _validate(pairs: pa.Table) -> None:
                 f"column '{name}' row {row} (caption_id {pairs[schema.CAPTION_ID][row]}) has "
                 f"status {pairs[name][row]}; expected one of {schema.PARAPHRASE_STATUSES}"
             )
+    return pairs
 
 
 def _in_caption_id_order(pairs: pa.Table) -> pa.Table:
@@ -194,8 +203,7 @@ def apply_filter_rules(
         raise FilterRulesError(
             f"{rules.source}: the meaning_kept rule is enabled, so a SentenceEncoder is needed"
         )
-    _validate(pairs)
-    ordered = _in_caption_id_order(pairs)
+    ordered = _in_caption_id_order(_validated(pairs))
     rejected_by, details = _verdicts(_working_frame(ordered), rules, encoder)
 
     is_kept = rejected_by.is_null()

@@ -271,6 +271,22 @@ def test_empty_input_and_optional_columns_absent() -> None:
     assert len(outcome.kept) == 2
 
 
+@pytest.mark.parametrize("string_type", [pa.large_string(), pa.string_view()])
+def test_other_arrow_string_types_and_chunks(string_type: pa.DataType) -> None:
+    table = pairs_table({}, {schema.TEXT: "dog"}, {schema.NSFW: "NSFW"}, {})
+    fields = [f.with_type(string_type) if f.type == pa.string() else f for f in table.schema]
+    chunked = pa.concat_tables([table.slice(0, 2), table.slice(2)]).cast(pa.schema(fields))
+    rules = rule_set(rule("nsfw"), rule("caption_length"), rule("dedup"))
+    outcome = apply_filter_rules(chunked, rules, None)
+    assert outcome.kept.schema == schema.FILTERED_PAIRS_SCHEMA
+    assert verdicts(outcome) == {
+        "c000": None,
+        "c001": "caption_length",
+        "c002": "nsfw",
+        "c003": "dedup",
+    }
+
+
 def test_rerun_is_identical() -> None:
     rows = [
         {},
