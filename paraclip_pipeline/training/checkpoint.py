@@ -5,7 +5,7 @@ reader never sees half of one)::
 
     model.safetensors          state dict of the FULL open_clip model
     open_clip_config.json      {"model_cfg", "preprocess_cfg"}: open_clip "local-dir:" loading
-    trained_caption_ids.json   the exact rows trained on
+    trained_caption_ids.parquet  the exact rows trained on (one caption_id column; DuckDB-joinable)
     hf_text/                   HF text tower export (save_pretrained + projection), if any
     tokenizer files            beside the config, for open_clip "local-dir:" (HF towers only)
     manifest.json              config, profile, code version, metrics, inputs, sha256s
@@ -28,17 +28,20 @@ from pathlib import Path
 from typing import Any
 
 import open_clip
+import pyarrow as pa
+import pyarrow.parquet as pq
 import torch
 from safetensors.torch import load_file, save_file
 
+from paraclip_pipeline import schema
 from paraclip_pipeline.modeling.profiles import ModelProfile
-from paraclip_pipeline.storage import sha256_file, write_text_atomic
+from paraclip_pipeline.storage import sha256_file, write_parquet_atomic, write_text_atomic
 
 CHECKPOINT_FORMAT = "paraclip-checkpoint-v1"
 WEIGHTS_FILE = "model.safetensors"
 MANIFEST_FILE = "manifest.json"
 OPEN_CLIP_CONFIG_FILE = "open_clip_config.json"
-CAPTION_IDS_FILE = "trained_caption_ids.json"
+CAPTION_IDS_FILE = "trained_caption_ids.parquet"
 HF_EXPORT_DIR = "hf_text"
 HF_PROJECTION_FILE = "projection.safetensors"
 STATE_WEIGHTS_FILE = "trainable.safetensors"
@@ -137,7 +140,10 @@ def write_checkpoint(
             "preprocess_cfg": dict(model.visual.preprocess_cfg),
         }
         write_text_atomic(json.dumps(open_clip_config, indent=2), staging / OPEN_CLIP_CONFIG_FILE)
-        write_text_atomic(json.dumps(trained_caption_ids), staging / CAPTION_IDS_FILE)
+        write_parquet_atomic(
+            pa.table({schema.CAPTION_ID: pa.array(trained_caption_ids, pa.string())}),
+            staging / CAPTION_IDS_FILE,
+        )
         manifest = {
             "format": CHECKPOINT_FORMAT,
             **manifest_fields,
@@ -189,7 +195,7 @@ def verify_checkpoint(checkpoint_dir: Path) -> dict[str, Any]:
 
 def read_trained_caption_ids(checkpoint_dir: Path, manifest: dict[str, Any]) -> list[str]:
     path = Path(checkpoint_dir) / manifest["trained_caption_ids_file"]
-    return json.loads(path.read_text(encoding="utf-8"))
+    return pq.read_table(path).column(schema.CAPTION_ID).to_pylist()
 
 
 def save_training_state(
