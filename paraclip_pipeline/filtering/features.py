@@ -97,6 +97,40 @@ def word_jaccard(left: str, right: str) -> Feature:
     )
 
 
+def _english_stop_words() -> list[str]:
+    # spaCy's list ships with the library (no model download needed).
+    from spacy.lang.en.stop_words import STOP_WORDS
+
+    return sorted(STOP_WORDS)
+
+
+def content_word_set(column: str) -> Feature:
+    """Distinct words minus English stop words: what a rewording has to change.
+
+    In a short caption "a", "in", "the" make up half the word set, so a Jaccard over all
+    words says little about whether the content words were replaced.
+    """
+    source = word_set(column)
+    stop_words = pl.lit(_english_stop_words(), dtype=pl.List(pl.String))
+    return Feature(
+        f"{FEATURE_PREFIX}contentset_{column}",
+        source.column.list.set_difference(stop_words),
+        inputs=(source,),
+    )
+
+
+def content_word_jaccard(left: str, right: str) -> Feature:
+    """Jaccard index of the two content-word sets; 1.0 when neither has a content word."""
+    a, b = content_word_set(left), content_word_set(right)
+    shared = a.column.list.set_intersection(b.column).list.len()
+    union = a.column.list.len() + b.column.list.len() - shared
+    return Feature(
+        f"{FEATURE_PREFIX}contentjaccard_{left}_{right}",
+        pl.when(union == 0).then(pl.lit(1.0)).otherwise(shared / union),
+        inputs=(a, b),
+    )
+
+
 def _closure(features: Iterable[Feature]) -> dict[str, Feature]:
     """The features and, recursively, their inputs, by name."""
     by_name: dict[str, Feature] = {}

@@ -266,11 +266,16 @@ class CopyRule(RowRule):
 
 
 class LexicalChangeRule(RowRule):
-    """Step 2 must reword: word Jaccard of T' and T'' within [min_jaccard, max_jaccard]."""
+    """Step 2 must reword: word Jaccard of T' and T'' within [min_jaccard, max_jaccard].
+
+    With ``content_words_only`` (the default) stop words are left out of both sets, so
+    the score measures whether the words that carry meaning were replaced.
+    """
 
     name: Literal["lexical_change"]
     min_jaccard: float = Field(default=0.0, ge=0.0, le=1.0)
-    max_jaccard: float = Field(default=0.8, ge=0.0, le=1.0)
+    max_jaccard: float = Field(default=0.5, ge=0.0, le=1.0)
+    content_words_only: bool = True
 
     @model_validator(mode="after")
     def _ordered(self) -> LexicalChangeRule:
@@ -279,7 +284,8 @@ class LexicalChangeRule(RowRule):
         return self
 
     def _jaccard(self) -> ft.Feature:
-        return ft.word_jaccard(schema.PARAPHRASE_1, schema.PARAPHRASE_2)
+        measure = ft.content_word_jaccard if self.content_words_only else ft.word_jaccard
+        return measure(schema.PARAPHRASE_1, schema.PARAPHRASE_2)
 
     def features(self) -> list[ft.Feature]:
         return [self._jaccard()]
@@ -290,7 +296,8 @@ class LexicalChangeRule(RowRule):
 
     def detail(self) -> pl.Expr:
         return pl.format(
-            "word Jaccard of paraphrase_1 and paraphrase_2 is {}, allowed {}-{}",
+            "word Jaccard of paraphrase_1 and paraphrase_2 is {}, allowed {}-{}"
+            + (" (content words)" if self.content_words_only else ""),
             _fmt(self._jaccard().column),
             pl.lit(self.min_jaccard),
             pl.lit(self.max_jaccard),

@@ -181,7 +181,9 @@ def test_copy_identical_after_normalisation_and_near_identical() -> None:
 
 
 def test_lexical_change_bounds_on_word_jaccard_of_the_two_paraphrases() -> None:
-    rules = rule_set(rule("lexical_change", min_jaccard=0.1, max_jaccard=0.5))
+    rules = rule_set(
+        rule("lexical_change", min_jaccard=0.1, max_jaccard=0.5, content_words_only=False)
+    )
     rows = [
         {schema.PARAPHRASE_1: "a b c d", schema.PARAPHRASE_2: "a b e f"},  # 2/6
         {schema.PARAPHRASE_1: "a b c d", schema.PARAPHRASE_2: "a b c e"},  # 3/5
@@ -192,6 +194,29 @@ def test_lexical_change_bounds_on_word_jaccard_of_the_two_paraphrases() -> None:
     assert list(verdicts(outcome).values()) == [None, *["lexical_change"] * 3]
     assert outcome.rejected[REJECT_DETAIL][0].as_py() == (
         "word Jaccard of paraphrase_1 and paraphrase_2 is 0.6, allowed 0.1-0.5"
+    )
+
+
+def test_lexical_change_on_content_words_ignores_stop_words() -> None:
+    rules = rule_set(rule("lexical_change", max_jaccard=0.5))
+    rows = [
+        # All words: 6 of 8 shared; content words {dog, beach, sun} vs {canine, shore, sun}: 0.2.
+        {
+            schema.PARAPHRASE_1: "a dog on the beach in the sun",
+            schema.PARAPHRASE_2: "a canine on the shore in the sun",
+        },
+        # Content words {red, car, street} vs {red, car, road}: 2/4 = 0.5, allowed.
+        {
+            schema.PARAPHRASE_1: "a red car on a street",
+            schema.PARAPHRASE_2: "the red car on a road",
+        },
+        # Only stop words changed: content sets equal, 1.0.
+        {schema.PARAPHRASE_1: "a cat on a mat", schema.PARAPHRASE_2: "the cat upon the mat"},
+    ]
+    outcome = run(rules, *rows)
+    assert list(verdicts(outcome).values()) == [None, None, "lexical_change"]
+    assert outcome.rejected[REJECT_DETAIL][0].as_py() == (
+        "word Jaccard of paraphrase_1 and paraphrase_2 is 1.0, allowed 0.0-0.5 (content words)"
     )
 
 
