@@ -11,7 +11,12 @@ import html
 import re
 
 _URL = re.compile(r"\b(?:https?://|www\.)\S+", re.IGNORECASE)
-_FILE_NAME = re.compile(r"\b([\w-]+)\.(?:jpe?g|png|gif|webp|tiff?|bmp|heic)\b", re.IGNORECASE)
+# A file name, with the " (3)" that downloads add to repeated names.
+_FILE_NAME = re.compile(
+    r"\b([\w-]+)(?:\s*\(\d+\))?\.(?:jpe?g|png|gif|webp|tiff?|bmp|heic)\b", re.IGNORECASE
+)
+# File stems that say nothing about the picture ("image (3).png", "untitled.jpg").
+_GENERIC_STEM = re.compile(r"^(?:img|image|photo|picture|pic|screenshot|untitled|file)$", re.I)
 _CAMERA_NAME = re.compile(
     r"^(?:img|dsc|dscn|dscf|pxl|p|mvimg|photo|image|screenshot)[_-]?\d+$", re.I
 )
@@ -38,7 +43,9 @@ _EDGE_PUNCTUATION = re.compile(r"^[\s,;:.\-–—]+|[\s,;:\-–—]+$")
 
 def _file_name_words(match: re.Match[str]) -> str:
     stem = match.group(1)
-    return "" if _CAMERA_NAME.match(stem) else stem.replace("-", " ").replace("_", " ")
+    if _CAMERA_NAME.match(stem) or _GENERIC_STEM.match(stem):
+        return ""
+    return stem.replace("-", " ").replace("_", " ")
 
 
 def _hashtag_words(match: re.Match[str]) -> str:

