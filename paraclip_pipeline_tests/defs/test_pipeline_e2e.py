@@ -9,6 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from paraclip_pipeline import schema
+from paraclip_pipeline.lineage.event_log import latest_partition_versions
 from paraclip_pipeline.lineage.query import trace
 from paraclip_pipeline.sources import discover_shards, shard_content_hash
 from paraclip_pipeline.storage import StorageLayout
@@ -95,13 +96,31 @@ def test_rows_and_ids_flow_from_raw_captions_to_the_checkpoint(pipeline: Pipelin
 
 
 def test_unchanged_shard_keeps_its_data_version_and_makes_no_calls(pipeline: Pipeline) -> None:
+    def versions() -> dict[str, str | None]:
+        return {
+            asset: latest_partition_versions(pipeline.instance, dg.AssetKey(asset))[
+                "shard-a"
+            ].data_version
+            for asset in (
+                "raw_captions",
+                "stage1_paraphrases",
+                "stage2_paraphrases",
+                "filtered_pairs",
+            )
+        }
+
     assert pipeline.run_shard("shard-a").success
-    first = pipeline.instance.get_latest_data_version(dg.AssetKey("raw_captions"))
+    first = versions()
     calls_after_first = pipeline.counter.calls
     assert calls_after_first > 0
+    shard = next(
+        s for s in discover_shards(pipeline.settings.shards_location).shards if s.key == "shard-a"
+    )
+    assert first["raw_captions"] == shard_content_hash(shard)
+
     assert pipeline.run_shard("shard-a").success
+    assert versions() == first  # same content, same data versions: nothing downstream is stale
     assert pipeline.counter.calls == calls_after_first  # every row answered from the cache
-    assert first is not None
 
 
 def test_rules_edit_reruns_only_the_filter_and_what_follows(pipeline: Pipeline) -> None:
