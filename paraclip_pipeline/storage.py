@@ -78,6 +78,10 @@ def atomic_path(target: Path) -> Iterator[Path]:
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, target)
+    except OSError as error:
+        # A full disk (ENOSPC) names no file by itself; say which output was not written.
+        error.add_note(f"while writing {target} (its previous contents are unchanged)")
+        raise
     finally:
         tmp.unlink(missing_ok=True)
 

@@ -82,6 +82,9 @@ def failure_text(result: dg.ExecuteInProcessResult) -> str:
         data = event.step_failure_data
         if data.user_failure_data is not None and data.user_failure_data.description:
             texts.append(data.user_failure_data.description)
-        elif data.error is not None:
-            texts.append(data.error.message)
+            continue
+        error = data.error
+        while error is not None:  # the UI shows the whole "caused by" chain
+            texts.append(error.message)
+            error = error.cause
     return "\n".join(texts)
