@@ -145,9 +145,11 @@ def test_stage2_changes_most_content_words_it_can(
 def test_encoder_gate_rejects_a_wrong_sense() -> None:
     # WordNet's first sense of "busy" is "engaged/occupied"; a harbour is busy in another.
     caption = "a busy harbour with fishing boats"
-    open_gate = GateThresholds(word_keep=-1.0, window=-1.0, sentence=-1.0, structural=1.0)
+    open_gate = GateThresholds(
+        word_keep=-1.0, generalise_keep=-1.0, window=-1.0, sentence=-1.0, structural=1.0
+    )
     ungated = WordNetBackend(ParaphraserConfig(), thresholds=open_gate).rewriter
-    assert ungated.substitutes("busy", "a")[0] == "engaged"
+    assert ungated.substitutes("busy", "a")[0].word == "engaged"
     assert "busy" not in ungated.rewrite(caption, 2).split()  # a wrong sense got through
     gated = WordNetBackend(ParaphraserConfig()).rewriter.rewrite(caption, 2)
     assert "busy" in gated.split() and "engaged" not in gated
