@@ -124,7 +124,7 @@ def test_kill9_mid_filter_write_then_rerun_matches_an_uninterrupted_run(tmp_path
     assert sorted(ids) == sorted(pq.read_table(pairs)[schema.CAPTION_ID].to_pylist())
     # The kill left the unrenamed temp file behind: hidden, never read as output.
     leftovers = temp_files(out)
-    assert [path.name.startswith(".kept.parquet.") for path in leftovers] == [True]
+    assert all(path.name.startswith(".kept.parquet.") for path in leftovers)
 
 
 @pytest.mark.slow

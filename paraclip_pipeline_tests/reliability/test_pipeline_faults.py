@@ -131,7 +131,11 @@ def test_prompt_injection_captions_stay_data(
     assert len(stage1) == len(SHARD_CAPTIONS["shard-b"]) + 2
     rows = {row[schema.TEXT]: row for row in stage1.to_pylist()}
     for caption in (INJECTION, f"a cat. {INJECTION}"):
-        assert rows[caption][schema.STATUS_1] in schema.PARAPHRASE_STATUSES
+        # Hygiene reads the hijacked reply "OK" as no paraphrase at all.
+        assert (rows[caption][schema.PARAPHRASE_1], rows[caption][schema.STATUS_1]) == (
+            None,
+            "empty",
+        )
     # The rows that were there before are byte-for-byte the same, in every table.
     for asset, old in before.items():
         new = asset_table(pipeline, asset, "shard-b")
@@ -146,7 +150,7 @@ def test_prompt_injection_captions_stay_data(
         )
     ).to_pylist()
     verdicts = {row[schema.TEXT]: row[schema.REJECTED_BY] for row in rejected}
-    assert verdicts[INJECTION] is not None
+    assert verdicts[INJECTION] == verdicts[f"a cat. {INJECTION}"] == "paraphrase_status"
 
 
 def test_hostile_captions_are_kept_flagged_and_filtered_with_a_reason(pipeline: Pipeline) -> None:
