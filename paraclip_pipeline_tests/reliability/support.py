@@ -14,15 +14,18 @@ import dagster as dg
 
 from paraclip_pipeline.settings import REPO_ROOT
 from paraclip_pipeline_tests.defs.conftest import Pipeline
+from paraclip_pipeline_tests.reliability.workers import PAUSE_ENV
 
 WORKERS = "paraclip_pipeline_tests.reliability.workers"
 
 
-def start_worker(*args: str, pause_s: float = 0.0, env: dict[str, str] | None = None):
+def start_worker(
+    *args: str, pause_s: float = 0.0, env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
     """``workers.py TASK ARGS`` in a child Python; stdout/stderr captured."""
     child_env = {
         **os.environ,
-        "PARACLIP_TEST_PAUSE_S": str(pause_s),
+        PAUSE_ENV: str(pause_s),
         "OMP_NUM_THREADS": "1",
         **(env or {}),
     }
@@ -44,7 +47,9 @@ def run_worker(*args: str, env: dict[str, str] | None = None, timeout_s: float =
     return stdout
 
 
-def kill_when(process: subprocess.Popen, ready: Callable[[], bool], timeout_s: float = 120) -> None:
+def kill_when(
+    process: subprocess.Popen[str], ready: Callable[[], bool], timeout_s: float = 120
+) -> None:
     """SIGKILL ``process`` as soon as ``ready()`` holds; fail if it finished first."""
     deadline = time.monotonic() + timeout_s
     while not ready():
@@ -67,7 +72,9 @@ def temp_files(directory: Path) -> list[Path]:
     return sorted(directory.rglob(".*.tmp")) if directory.exists() else []
 
 
-def run_shard_job(pipeline: Pipeline, key: str, defs: dg.Definitions | None = None):
+def run_shard_job(
+    pipeline: Pipeline, key: str, defs: dg.Definitions | None = None
+) -> dg.ExecuteInProcessResult:
     """``shard_job`` for one partition, returning the result even when a step failed."""
     job = (defs or pipeline.defs).resolve_job_def("shard_job")
     return job.execute_in_process(
