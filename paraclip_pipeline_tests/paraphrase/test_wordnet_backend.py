@@ -183,3 +183,14 @@ def test_deterministic_and_cached(
         stage1_rows(CAPTIONS), stage=1, config=config, cache_dir=tmp_path, backend=rerun_backend
     )
     assert rerun_backend.calls == 0 and rerun.table.equals(again.table)
+
+
+def test_thresholds_out_of_range_are_refused() -> None:
+    with pytest.raises(ValueError, match="sentence must lie in"):
+        GateThresholds(sentence=1.5)
+
+
+def test_thresholds_are_part_of_the_cache_identity() -> None:
+    strict = WordNetBackend(ParaphraserConfig(), thresholds=GateThresholds(sentence=0.9))
+    default = WordNetBackend(ParaphraserConfig())
+    assert strict.cache_identity(2) != default.cache_identity(2)
