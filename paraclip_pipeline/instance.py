@@ -24,7 +24,18 @@ def local_instance_config() -> dict:
             # Only the paraphrase steps declare a pool (llm_backend): this caps how many
             # shards talk to the LLM at once, whatever else runs.
             "pools": {"default_limit": llm_limit, "granularity": "op"},
-            "runs": {"max_concurrent_runs": 4},
+            "runs": {
+                "max_concurrent_runs": 4,
+                # One run per shard partition at a time: a duplicate waits in the queue
+                # instead of paying for the same work twice.
+                "tag_concurrency_limits": [
+                    {
+                        "key": "dagster/partition",
+                        "value": {"applyLimitPerUniqueValue": True},
+                        "limit": 1,
+                    }
+                ],
+            },
         },
     }
 

@@ -53,7 +53,12 @@ def test_storages_are_postgres_and_queue_limits_apply(docker_dagster_home: Path)
         assert run_queue is not None
         assert run_queue.max_concurrent_runs == 4
         assert run_queue.tag_concurrency_limits == [
-            {"key": "paraclip/llm_backend", "value": {"applyLimitPerUniqueValue": True}, "limit": 2}
+            {
+                "key": "paraclip/llm_backend",
+                "value": {"applyLimitPerUniqueValue": True},
+                "limit": 2,
+            },
+            {"key": "dagster/partition", "value": {"applyLimitPerUniqueValue": True}, "limit": 1},
         ]
 
 
