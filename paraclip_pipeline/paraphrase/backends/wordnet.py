@@ -349,9 +349,10 @@ class Edit:
 
 @dataclass
 class _Slot:
-    """One swappable word and the windows that judge its candidates."""
+    """One swappable word (or two-word compound) and the windows that judge its candidates."""
 
-    token_index: int
+    start: int
+    end: int
     original_window: str
     deleted_window: str
     candidates: list[tuple[str, str, bool]]  # (surface form, window with it, generalises)
@@ -476,6 +477,20 @@ class WordNetRewriter:
                 token.i + 1 < len(token.doc) and token.nbor(1).text == "-" and not token.whitespace_
             )
             and not (token.i > 0 and token.nbor(-1).text == "-" and not token.nbor(-1).whitespace_)
+            # Half of a name WordNet knows ("living room", "ice cream") is no word of its own.
+            and not self._in_compound_name(token)
+        )
+
+    def _in_compound_name(self, token: Token) -> bool:
+        # Noun + noun only: WordNet's adjective + noun names are mostly idioms that a caption
+        # means literally ("black cat" is also a marten, "young girl" a lass).
+        doc, nouns = token.doc, ("NOUN", "PROPN")
+        pairs = [(doc[i], doc[i + 1]) for i in (token.i - 1, token.i) if 0 <= i < len(doc) - 1]
+        return any(
+            first.pos_ in nouns
+            and second.pos_ in nouns
+            and self._wordnet.synsets(f"{first.lower_}_{second.lemma_.lower()}", "n")
+            for first, second in pairs
         )
 
     def _surface(self, word: str, token: Token) -> str | None:
@@ -490,23 +505,56 @@ class WordNetRewriter:
         return word[:1].upper() + word[1:] if token.text[:1].isupper() else word
 
     def _slot(self, token: Token, input_lemmas: frozenset[str]) -> _Slot | None:
-        doc = token.doc
-        start, end = max(0, token.i - WINDOW), min(len(doc), token.i + WINDOW + 1)
         pos = "n" if token.pos_ == "PROPN" else SPACY_TO_WORDNET_POS[token.pos_]
         animate = pos != "a" or token.head.pos_ != "NOUN" or self._is_kind_of(token.head, LIVING)
-        candidates = []
+        surfaces = []
         for word, generalises in self.substitutes(token.lemma_.lower(), pos, animate):
             surface = self._surface(word, token)
             if surface is None or word in input_lemmas or surface.lower() in input_lemmas:
                 continue  # stage 2 asks for new words; stage 1 must not repeat one either
-            edit = Edit(token.i, token.i + 1, surface, 0.0)
-            candidates.append((surface, _render(doc, [edit], start, end), generalises))
-        if not candidates:
+            surfaces.append((surface, generalises))
+        return self._judged_slot(token.doc, token.i, token.i + 1, surfaces)
+
+    def _compound_slot(self, token: Token, input_lemmas: frozenset[str]) -> _Slot | None:
+        """A two-word name WordNet knows as one: "parking lot" -> "car park"."""
+        from lemminflect import getInflection
+
+        head = token.head
+        if token.dep_ != "compound" or head.i != token.i + 1 or head.pos_ != "NOUN":
             return None
-        deleted = Edit(token.i, token.i + 1, "", 0.0)
-        return _Slot(
-            token.i, _render(doc, [], start, end), _render(doc, [deleted], start, end), candidates
-        )
+        if not (token.is_alpha and token.is_lower and head.is_alpha and head.is_lower):
+            return None
+        name = f"{token.lower_}_{head.lemma_.lower()}"
+        surfaces = []
+        for synset in self._wordnet.synsets(name, "n")[:SOURCE_SENSES]:
+            for lemma in synset.lemmas():
+                words = lemma.name().split("_")
+                if lemma.name() == name or not all(
+                    word.isalpha() and word in self._common_words for word in words
+                ):
+                    continue
+                if all(word in input_lemmas for word in words):
+                    continue  # nothing new
+                if head.tag_ == "NNS":
+                    plural = getInflection(words[-1], tag="NNS")
+                    if not plural:
+                        continue
+                    words[-1] = plural[0]
+                surfaces.append((" ".join(words), False))
+        return self._judged_slot(token.doc, token.i, head.i + 1, surfaces[:MAX_CANDIDATES])
+
+    def _judged_slot(
+        self, doc: Doc, start: int, end: int, surfaces: list[tuple[str, bool]]
+    ) -> _Slot | None:
+        if not surfaces:
+            return None
+        first, last = max(0, start - WINDOW), min(len(doc), end + WINDOW)
+        candidates = [
+            (surface, _render(doc, [Edit(start, end, surface, 0.0)], first, last), generalises)
+            for surface, generalises in surfaces
+        ]
+        deleted = _render(doc, [Edit(start, end, "", 0.0)], first, last)
+        return _Slot(start, end, _render(doc, [], first, last), deleted, candidates)
 
     def _is_kind_of(self, token: Token, ancestors: frozenset[str]) -> bool:
         senses = self._wordnet.synsets(token.lemma_.lower(), "n")[:1]
@@ -620,7 +668,7 @@ class WordNetRewriter:
                     scored.append((keep, surface))
             if scored:
                 keep, surface = max(scored)
-                edits.append(Edit(slot.token_index, slot.token_index + 1, surface, keep))
+                edits.append(Edit(slot.start, slot.end, surface, keep))
         return edits
 
     def _choose(self, words: list[Edit], structural: list[Edit], stage: Stage) -> list[Edit]:
@@ -646,7 +694,11 @@ class WordNetRewriter:
         slots = [
             slot
             for token in doc
-            if self._swappable(token) and (slot := self._slot(token, lemmas)) is not None
+            for slot in (
+                self._slot(token, lemmas) if self._swappable(token) else None,
+                self._compound_slot(token, lemmas),
+            )
+            if slot is not None
         ]
         structural = [(edit, _render(doc, [edit])) for edit in self._structural_edits(doc)]
         return _Plan(source, doc, slots, structural)
