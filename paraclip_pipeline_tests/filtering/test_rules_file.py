@@ -44,7 +44,7 @@ def test_shipped_rules_file_loads_with_every_rule_in_order() -> None:
     assert rules.rule_names == list(RULE_TYPES)
     assert all(rule.enabled and rule.reason for rule in rules.rules)
     assert rules.pass_rate_bounds == (0.1, 1.0)
-    assert rules.split.heldout_fraction == 0.1
+    assert rules.split.heldout_fraction == 0.25
     assert rules.needs_encoder
     assert len(rules.content_hash) == 64
 
