@@ -107,12 +107,13 @@ class SentenceEncoderResource(dg.ConfigurableResource):
 
     model_dir: str | None = None
     batch_size: int = 128
+    device: str = "cpu"
 
     def load(self):
-        from paraclip_pipeline.filtering.semantic import SentenceEncoder
+        from paraclip_pipeline.filtering.semantic import shared_sentence_encoder
 
         model_dir = Path(self.model_dir) if self.model_dir else None
-        return SentenceEncoder(model_dir=model_dir, batch_size=self.batch_size)
+        return shared_sentence_encoder(model_dir, self.batch_size, self.device)
 
 
 class TrainingResource(dg.ConfigurableResource):

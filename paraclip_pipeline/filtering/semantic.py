@@ -6,6 +6,7 @@ sentence-transformers pools all-MiniLM-L6-v2: mean over real tokens, then L2 nor
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -87,3 +88,12 @@ def paired_cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     dots = np.einsum("ij,ij->i", a64, b64)
     cosine = np.divide(dots, norms, out=np.zeros_like(dots), where=norms > 0)
     return cosine.astype(np.float32)
+
+
+@functools.cache
+def shared_sentence_encoder(
+    model_dir: Path | None = None, batch_size: int = 128, device: str = "cpu"
+) -> SentenceEncoder:
+    """One encoder per process and setting: weights never change, so runs executed in one
+    process (``paraclip demo``, tests, the WordNet rewriter's two stages) load it once."""
+    return SentenceEncoder(model_dir=model_dir, batch_size=batch_size, device=device)

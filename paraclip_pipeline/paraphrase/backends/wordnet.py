@@ -286,11 +286,11 @@ class RememberingEncoder:
 @functools.cache
 def load_sentence_encoder() -> RememberingEncoder:
     """The offline MiniLM, loaded once per process (stage 1 and 2 backends share it)."""
-    from paraclip_pipeline.filtering.semantic import SentenceEncoder
+    from paraclip_pipeline.filtering.semantic import shared_sentence_encoder
 
     # Its default batch of 128 measured best: 512 pads captions to the longest of the
     # batch and took 8.1 s instead of 1.7 s for the demo captions.
-    return RememberingEncoder(SentenceEncoder())
+    return RememberingEncoder(shared_sentence_encoder())
 
 
 def _same_word(candidate: str, lemma: str) -> bool:
