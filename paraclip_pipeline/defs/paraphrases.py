@@ -6,6 +6,7 @@ rerun or a re-materialization after a downstream change makes no LLM calls for r
 already answered.
 """
 
+from collections.abc import Callable
 from typing import Literal
 
 import dagster as dg
@@ -54,38 +55,47 @@ def _run_stage(
     )
 
 
-@dg.asset(
-    partitions_def=caption_shards,
-    group_name=PARAPHRASE_GROUP,
-    code_version="stage1-v1",
-    pool=LLM_POOL,
-    kinds={"parquet"},
-    automation_condition=dg.AutomationCondition.eager(),
-)
-def stage1_paraphrases(
-    context: dg.AssetExecutionContext,
-    raw_captions: pa.Table,
-    paraphraser: ParaphraserResource,
-    storage: StorageResource,
-) -> dg.Output[pa.Table]:
-    """Step 1: each caption paraphrased concisely (T'); noisy alt-text becomes plain language."""
-    rows = raw_captions.select([schema.CAPTION_ID, schema.SHARD, schema.TEXT, schema.INPUT_ISSUE])
-    return _run_stage(context, rows, 1, paraphraser, storage)
+def _paraphrase_asset(
+    stage: Literal[1, 2],
+    upstream: str,
+    select: Callable[[pa.Table], pa.Table],
+    description: str,
+) -> dg.AssetsDefinition:
+    """One paraphrasing step as a per-shard asset reading ``upstream``."""
+
+    @dg.asset(
+        name=f"stage{stage}_paraphrases",
+        ins={"rows": dg.AssetIn(upstream)},
+        partitions_def=caption_shards,
+        group_name=PARAPHRASE_GROUP,
+        code_version=f"stage{stage}-v1",
+        pool=LLM_POOL,
+        kinds={"parquet"},
+        automation_condition=dg.AutomationCondition.eager(),
+        description=description,
+    )
+    def paraphrase_step(
+        context: dg.AssetExecutionContext,
+        rows: pa.Table,
+        paraphraser: ParaphraserResource,
+        storage: StorageResource,
+    ) -> dg.Output[pa.Table]:
+        return _run_stage(context, select(rows), stage, paraphraser, storage)
+
+    return paraphrase_step
 
 
-@dg.asset(
-    partitions_def=caption_shards,
-    group_name=PARAPHRASE_GROUP,
-    code_version="stage2-v1",
-    pool=LLM_POOL,
-    kinds={"parquet"},
-    automation_condition=dg.AutomationCondition.eager(),
+STAGE1_COLUMNS = [schema.CAPTION_ID, schema.SHARD, schema.TEXT, schema.INPUT_ISSUE]
+
+stage1_paraphrases = _paraphrase_asset(
+    1,
+    "raw_captions",
+    lambda captions: captions.select(STAGE1_COLUMNS),
+    "Step 1: each caption paraphrased concisely (T'); noisy alt-text becomes plain language.",
 )
-def stage2_paraphrases(
-    context: dg.AssetExecutionContext,
-    stage1_paraphrases: pa.Table,
-    paraphraser: ParaphraserResource,
-    storage: StorageResource,
-) -> dg.Output[pa.Table]:
-    """Step 2: T' paraphrased again with new words (T'')."""
-    return _run_stage(context, stage1_paraphrases, 2, paraphraser, storage)
+stage2_paraphrases = _paraphrase_asset(
+    2,
+    "stage1_paraphrases",
+    lambda stage1: stage1,
+    "Step 2: T' paraphrased again with new words (T'').",
+)

@@ -20,6 +20,7 @@ from paraclip_pipeline.modeling.profiles import get_profile
 from paraclip_pipeline.settings import REPO_ROOT
 from paraclip_pipeline.sources import find_shard, read_shard
 from paraclip_pipeline.training.checkpoint import WEIGHTS_FILE, state_root_for
+from paraclip_pipeline_tests.defs.conftest import SHARD_CAPTIONS
 from paraclip_pipeline_tests.reliability.support import (
     kill_when,
     run_worker,
@@ -28,19 +29,8 @@ from paraclip_pipeline_tests.reliability.support import (
 )
 from paraclip_pipeline_tests.training.conftest import make_embeddings, make_pairs
 
-CAPTIONS = [
-    "a brown dog running across a green park",
-    "two children building a sandcastle on the beach",
-    "a red bicycle leaning against a brick wall",
-    "fresh vegetables on a wooden market stall",
-    "an old man reading a newspaper on a bench",
-    "a white cat sleeping on a sunny windowsill",
-    "a city street at night with glowing lights",
-    "a woman carrying a basket of apples",
-    "a small boat floating on a calm lake",
-    "a brown dog running across a green park",
-    "   ",
-]
+# Nine of the e2e captions, a duplicate and a blank one: every status path in one shard.
+CAPTIONS = [*SHARD_CAPTIONS["shard-a"][:9], SHARD_CAPTIONS["shard-a"][0], "   "]
 
 
 def _raw_captions(tmp_path: Path) -> Path:
