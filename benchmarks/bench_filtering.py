@@ -23,10 +23,12 @@ import torch
 from paraclip_pipeline import schema
 from paraclip_pipeline.filtering.apply import FilterOutcome, apply_filter_rules
 from paraclip_pipeline.filtering.rules import (
+    CaptionInputIssueRule,
     CaptionLengthRule,
     CopyRule,
-    DedupRule,
+    LanguageRule,
     LexicalChangeRule,
+    MeaningKeptRule,
     NsfwRule,
     ParaphraseLengthRule,
     ParaphraseStatusRule,
@@ -156,19 +158,18 @@ def synthetic_pairs(count: int, seed: int = 0) -> pa.Table:
 def lexical_rules() -> RuleSet:
     """The lexical rules of the shipped rules file, with their parameters."""
     shipped = load_rules(RULES_FILE)
-    lexical = (
-        NsfwRule,
-        ParaphraseStatusRule,
-        CaptionLengthRule,
-        ParaphraseLengthRule,
-        PromptLeftoverRule,
-        CopyRule,
-        LexicalChangeRule,
-        DedupRule,
-    )
+    # Everything but the model-based rules (and the input-issue rule, which reads a column
+    # the synthetic pairs do not carry).
+    not_lexical = (CaptionInputIssueRule, LanguageRule, MeaningKeptRule)
     return shipped.model_copy(
-        update={"rules": tuple(r for r in shipped.rules if isinstance(r, lexical))}
+        update={"rules": tuple(r for r in shipped.rules if not isinstance(r, not_lexical))}
     )
+
+
+def _stop_words() -> frozenset[str]:
+    from spacy.lang.en.stop_words import STOP_WORDS
+
+    return frozenset(STOP_WORDS)
 
 
 def python_loop_filter(rows: list[dict], rules: RuleSet) -> int:
@@ -187,6 +188,8 @@ def python_loop_filter(rows: list[dict], rules: RuleSet) -> int:
     def jaccard(a: set[str], b: set[str]) -> float:
         union = len(a | b)
         return len(a & b) / union if union else 1.0
+
+    stop_words = _stop_words() if change.content_words_only else frozenset()
 
     seen: set[tuple[str, ...]] = set()
     kept = 0
@@ -211,7 +214,8 @@ def python_loop_filter(rows: list[dict], rules: RuleSet) -> int:
             for i in (0, 1)
         ):
             continue
-        if not change.min_jaccard <= jaccard(sets[1], sets[2]) <= change.max_jaccard:
+        lexical = jaccard(sets[1] - stop_words, sets[2] - stop_words)
+        if not change.min_jaccard <= lexical <= change.max_jaccard:
             continue
         key = tuple(" ".join(t) for t in tokens)
         if key in seen:
