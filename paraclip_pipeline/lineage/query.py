@@ -89,11 +89,12 @@ class LineageReport:
                 f"  shard {shard.partition}  rows={shard.rows} train_rows={shard.train_rows}"
             )
             for depth, step in enumerate(shard.steps, start=2):
-                extra = "  ".join(f"{k}={v}" for k, v in step.detail.items())
+                # Run ids and metadata are only looked up for the shards asked about.
+                run = f" run={step.run_id}" if step.run_id else ""
+                extra = "".join(f"  {k}={v}" for k, v in step.detail.items())
                 lines.append(
-                    f"{'  ' * depth}<- {step.asset}  storage_id={step.storage_id} "
-                    f"run={step.run_id} data_version={_short(step.data_version)}"
-                    + (f"  {extra}" if extra else "")
+                    f"{'  ' * depth}<- {step.asset}  storage_id={step.storage_id}{run} "
+                    f"data_version={_short(step.data_version)}{extra}"
                 )
         if self.caption:
             c = self.caption
