@@ -13,7 +13,6 @@ Layout as in the ARO release: ``visual_genome_relation.json``,
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ from paraclip_pipeline.evaluation.encoders import (
     checked_embeddings,
     encode_unique_texts,
 )
-from paraclip_pipeline.evaluation.errors import BenchmarkDataError
+from paraclip_pipeline.evaluation.errors import BenchmarkDataError, read_json_file
 from paraclip_pipeline.evaluation.results import BenchmarkResult
 
 BENCHMARK_NAME = "aro"
@@ -82,11 +81,7 @@ class AroCase:
 
 def load_aro_cases(annotation_file: Path, images_dir: Path, task: str) -> list[AroCase]:
     """Test cases of one ARO JSON file; ``group`` is what macro-accuracy averages over."""
-    try:
-        with open(annotation_file, encoding="utf-8") as handle:
-            records = json.load(handle)
-    except json.JSONDecodeError as error:
-        raise BenchmarkDataError(annotation_file, f"not valid JSON ({error})") from None
+    records = read_json_file(annotation_file)
     if not isinstance(records, list):
         raise BenchmarkDataError(annotation_file, "expected a JSON list of test cases")
     cases = []
@@ -189,11 +184,9 @@ def evaluate_aro(
     image_batch_size: int = 64,
     min_attribute_pair_count: int = MIN_ATTRIBUTE_PAIR_COUNT,
 ) -> BenchmarkResult:
-    if aro_dir is None:
-        return BenchmarkResult.absent(BENCHMARK_NAME, BENCHMARK_TITLE, "no ARO directory given")
-    if not aro_dir.is_dir():
-        reason = f"ARO directory {aro_dir} does not exist"
-        return BenchmarkResult.absent(BENCHMARK_NAME, BENCHMARK_TITLE, reason)
+    missing = BenchmarkResult.for_missing_directory(BENCHMARK_NAME, BENCHMARK_TITLE, aro_dir, "ARO")
+    if missing is not None:
+        return missing
     result = BenchmarkResult(
         name=BENCHMARK_NAME,
         title=BENCHMARK_TITLE,

@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from paraclip_pipeline.evaluation.encoders import TextImageEncoder, checked_embeddings
-from paraclip_pipeline.evaluation.errors import BenchmarkDataError
+from paraclip_pipeline.evaluation.errors import BenchmarkDataError, read_json_file
 
 # Images decoded per encode_images call; bounds memory for a 5k-image gallery.
 IMAGE_CHUNK = 256
@@ -41,11 +41,7 @@ class ParaphrasedQuery:
 
 def load_karpathy_split(captions_json: Path, images_dir: Path, split: str) -> list[CocoImage]:
     """Images of one Karpathy split (``"test"`` is the 5k test set) with their captions."""
-    try:
-        with open(captions_json, encoding="utf-8") as handle:
-            data = json.load(handle)
-    except json.JSONDecodeError as error:
-        raise BenchmarkDataError(captions_json, f"not valid JSON ({error})") from None
+    data = read_json_file(captions_json)
     if not isinstance(data, dict) or not isinstance(data.get("images"), list):
         raise BenchmarkDataError(captions_json, "expected an object with an 'images' list")
     images = []

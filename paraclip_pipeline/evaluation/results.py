@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 BenchmarkStatus = Literal["ok", "absent"]
@@ -33,6 +34,17 @@ class BenchmarkResult:
     @classmethod
     def absent(cls, name: str, title: str, reason: str) -> BenchmarkResult:
         return cls(name=name, title=title, status="absent", notes=[reason])
+
+    @classmethod
+    def for_missing_directory(
+        cls, name: str, title: str, directory: Path | None, label: str
+    ) -> BenchmarkResult | None:
+        """The 'absent' result when a benchmark's data directory is not given or not there."""
+        if directory is None:
+            return cls.absent(name, title, f"no {label} directory given")
+        if not directory.is_dir():
+            return cls.absent(name, title, f"{label} directory {directory} does not exist")
+        return None
 
     def set_averages(self, metrics: list[str]) -> None:
         """Average each metric over the tasks that report it (absent tasks never count)."""

@@ -228,11 +228,9 @@ def evaluate_sts(
     encoder: TextImageEncoder, sts_dir: Path | None, batch_size: int = 256
 ) -> BenchmarkResult:
     """Spearman per task (subsets pooled per STS year) and the average over tasks present."""
-    if sts_dir is None:
-        return BenchmarkResult.absent(BENCHMARK_NAME, BENCHMARK_TITLE, "no STS directory given")
-    if not sts_dir.is_dir():
-        reason = f"STS directory {sts_dir} does not exist"
-        return BenchmarkResult.absent(BENCHMARK_NAME, BENCHMARK_TITLE, reason)
+    missing = BenchmarkResult.for_missing_directory(BENCHMARK_NAME, BENCHMARK_TITLE, sts_dir, "STS")
+    if missing is not None:
+        return missing
     tasks = load_sts_tasks(sts_dir)
     result = BenchmarkResult(
         name=BENCHMARK_NAME,
