@@ -6,12 +6,21 @@ plain modules and know nothing of Dagster.
 """
 
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import dagster as dg
 
 from paraclip_pipeline.settings import Settings
 from paraclip_pipeline.storage import StorageLayout
+
+if TYPE_CHECKING:  # the plain modules load lazily, when a run first needs them
+    import pyarrow as pa
+
+    from paraclip_pipeline.filtering.semantic import SentenceEncoder
+    from paraclip_pipeline.modeling.factory import LoadedClip
+    from paraclip_pipeline.paraphrase.config import ParaphraserConfig
+    from paraclip_pipeline.sources import ShardFile
+    from paraclip_pipeline.training.config import TrainConfig
 
 
 class StorageResource(dg.ConfigurableResource):
@@ -35,7 +44,7 @@ class ShardSourceResource(dg.ConfigurableResource):
     image_root: str | None = None
     max_caption_chars: int = 2000
 
-    def find(self, shard_key: str):
+    def find(self, shard_key: str) -> "ShardFile":
         from paraclip_pipeline.sources import ShardNotFoundError, find_shard
 
         try:
@@ -43,7 +52,7 @@ class ShardSourceResource(dg.ConfigurableResource):
         except ShardNotFoundError as error:
             raise dg.Failure(description=str(error), allow_retries=False) from error
 
-    def read(self, shard):
+    def read(self, shard: "ShardFile") -> "pa.Table":
         from paraclip_pipeline.sources import read_shard
 
         return read_shard(
@@ -83,7 +92,7 @@ class ParaphraserResource(dg.ConfigurableResource):
     batch_size: int | None = None
     few_shot: bool | None = None
 
-    def config(self):
+    def config(self) -> "ParaphraserConfig":
         from paraclip_pipeline.paraphrase.config import ParaphraserConfig
 
         return ParaphraserConfig(**self.model_dump(exclude_none=True))
@@ -95,7 +104,7 @@ class ClipModelResource(dg.ConfigurableResource):
     profile: str = "offline-minilm"
     device: str = "cpu"
 
-    def load(self, checkpoint: Path | None = None):
+    def load(self, checkpoint: Path | None = None) -> "LoadedClip":
         from paraclip_pipeline.modeling.factory import load_clip
         from paraclip_pipeline.modeling.profiles import get_profile
 
@@ -109,7 +118,7 @@ class SentenceEncoderResource(dg.ConfigurableResource):
     batch_size: int = 128
     device: str = "cpu"
 
-    def load(self):
+    def load(self) -> "SentenceEncoder":
         from paraclip_pipeline.filtering.semantic import shared_sentence_encoder
 
         model_dir = Path(self.model_dir) if self.model_dir else None
@@ -122,7 +131,7 @@ class TrainingResource(dg.ConfigurableResource):
     config_path: str
     nproc: int = 1
 
-    def config(self):
+    def config(self) -> "TrainConfig":
         import yaml
 
         from paraclip_pipeline.training.config import TrainConfig

@@ -4,6 +4,7 @@ import base64
 import io
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
 import pyarrow as pa
@@ -15,6 +16,11 @@ from paraclip_pipeline.defs.partitions import caption_shards
 from paraclip_pipeline.defs.resources import ClipModelResource, StorageResource, TrainingResource
 from paraclip_pipeline.lineage.manifest import ShardRows, shard_inputs
 from paraclip_pipeline.storage import table_fingerprint
+
+if TYPE_CHECKING:  # torch-heavy modules load when a run first needs them
+    from paraclip_pipeline.modeling.profiles import ModelProfile
+    from paraclip_pipeline.training.config import TrainConfig
+    from paraclip_pipeline.training.loop import TrainResult
 
 MODEL_GROUP = "model"
 ALL_SHARDS = dg.AssetIn(
@@ -187,18 +193,19 @@ def _train_with_torchrun(
     context: dg.AssetExecutionContext,
     pairs: pa.Table,
     embeddings: pa.Table,
-    profile,
-    config,
+    profile: "ModelProfile",
+    config: "TrainConfig",
     output_dir: Path,
     inputs: list[dict[str, object]],
-):
+) -> "TrainResult":
     """Launch ``torchrun --nproc_per_node=N`` through Dagster Pipes; rank 0 reports back."""
     from paraclip_pipeline.training.distributed import build_torchrun_command, write_job
-    from paraclip_pipeline.training.loop import TrainResult
 
     job_path = write_job(
         pairs, embeddings, profile=profile, config=config, output_dir=output_dir, inputs=inputs
     )
     client = dg.PipesSubprocessClient()
     client.run(command=build_torchrun_command(job_path, config.nproc), context=context)
+    from paraclip_pipeline.training.loop import TrainResult
+
     return TrainResult.from_checkpoint_dir(output_dir)
