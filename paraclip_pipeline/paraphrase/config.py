@@ -1,8 +1,12 @@
-"""Paraphraser configuration (one pydantic model for every backend) and the backend factory."""
+"""Paraphraser configuration: one pydantic model for every backend, plain data.
+
+The backends import it; the factory that builds them lives in ``paraphrase.backends``,
+so this module imports no backend.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -11,9 +15,6 @@ from paraclip_pipeline.paraphrase.prompts import (
     PAPER_STAGE2_TEMPLATE,
     STAGE_PLACEHOLDERS,
 )
-
-if TYPE_CHECKING:
-    from paraclip_pipeline.paraphrase.backends.base import ParaphraseBackend
 
 BackendName = Literal["wordnet", "openai_compatible", "llama_cpp", "transformers"]
 
@@ -70,24 +71,3 @@ class ParaphraserConfig(BaseModel):
 
     def template(self, stage: int) -> str:
         return self.stage1_template if stage == 1 else self.stage2_template
-
-
-def build_backend(config: ParaphraserConfig) -> ParaphraseBackend:
-    """The backend ``config.backend`` names; heavy imports happen only for the chosen one."""
-    if config.backend == "wordnet":
-        from paraclip_pipeline.paraphrase.backends.wordnet import WordNetBackend
-
-        return WordNetBackend(config)
-    if config.backend == "openai_compatible":
-        from paraclip_pipeline.paraphrase.backends.openai_compatible import (
-            OpenAICompatibleBackend,
-        )
-
-        return OpenAICompatibleBackend(config)
-    if config.backend == "llama_cpp":
-        from paraclip_pipeline.paraphrase.backends.llama_cpp import LlamaCppBackend
-
-        return LlamaCppBackend(config)
-    from paraclip_pipeline.paraphrase.backends.transformers_local import TransformersBackend
-
-    return TransformersBackend(config)

@@ -18,9 +18,10 @@ import pyarrow as pa
 
 from paraclip_pipeline import schema
 from paraclip_pipeline.paraphrase import hygiene
+from paraclip_pipeline.paraphrase.backends import build_backend
 from paraclip_pipeline.paraphrase.backends.base import ParaphraseBackend, ParaphraseRequest
 from paraclip_pipeline.paraphrase.cache import CachedAnswer, CacheHit, ParaphraseCache
-from paraclip_pipeline.paraphrase.config import ParaphraserConfig, build_backend
+from paraclip_pipeline.paraphrase.config import ParaphraserConfig
 from paraclip_pipeline.paraphrase.errors import ParaphraseInputError
 from paraclip_pipeline.paraphrase.prompts import Stage, render_prompt
 
