@@ -36,7 +36,7 @@ from paraclip_pipeline.filtering.rules import (
     RuleSet,
     load_rules,
 )
-from paraclip_pipeline.filtering.semantic import SentenceEncoder
+from paraclip_pipeline.modeling.sentence_encoder import SentenceEncoder
 
 RULES_FILE = Path(__file__).resolve().parents[1] / "data" / "filter_rules.yaml"
 # Parallel vocabularies: caption word, its step-1 rewording, its step-2 rewording.

@@ -16,8 +16,8 @@ from paraclip_pipeline.storage import StorageLayout
 if TYPE_CHECKING:  # the plain modules load lazily, when a run first needs them
     import pyarrow as pa
 
-    from paraclip_pipeline.filtering.semantic import SentenceEncoder
     from paraclip_pipeline.modeling.factory import LoadedClip
+    from paraclip_pipeline.modeling.sentence_encoder import SentenceEncoder
     from paraclip_pipeline.paraphrase.config import ParaphraserConfig
     from paraclip_pipeline.sources import ShardFile
     from paraclip_pipeline.training.config import TrainConfig
@@ -119,7 +119,7 @@ class SentenceEncoderResource(dg.ConfigurableResource):
     device: str = "cpu"
 
     def load(self) -> "SentenceEncoder":
-        from paraclip_pipeline.filtering.semantic import shared_sentence_encoder
+        from paraclip_pipeline.modeling.sentence_encoder import shared_sentence_encoder
 
         model_dir = Path(self.model_dir) if self.model_dir else None
         return shared_sentence_encoder(model_dir, self.batch_size, self.device)

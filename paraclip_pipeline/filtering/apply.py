@@ -28,7 +28,7 @@ from paraclip_pipeline.filtering.rules import (
 from paraclip_pipeline.filtering.split import assign_split
 
 if TYPE_CHECKING:
-    from paraclip_pipeline.filtering.semantic import SentenceEncoder
+    from paraclip_pipeline.modeling.sentence_encoder import SentenceEncoder
 
 REJECT_DETAIL = "reject_detail"
 # Safety net after all rules: a kept row must have a non-blank caption and paraphrases.

@@ -31,7 +31,7 @@ from paraclip_pipeline.filtering import features as ft
 from paraclip_pipeline.filtering.language import UnknownLanguageError, guess_languages
 
 if TYPE_CHECKING:
-    from paraclip_pipeline.filtering.semantic import SentenceEncoder
+    from paraclip_pipeline.modeling.sentence_encoder import SentenceEncoder
 
 TEXT_COLUMNS = (schema.TEXT, schema.PARAPHRASE_1, schema.PARAPHRASE_2)
 PARAPHRASE_COLUMNS = (schema.PARAPHRASE_1, schema.PARAPHRASE_2)
@@ -402,7 +402,7 @@ class MeaningKeptRule(SetRule):
     min_cosine: float = Field(default=0.4, ge=-1.0, le=1.0)
 
     def judge(self, alive: pl.DataFrame, encoder: SentenceEncoder | None) -> pl.Series:
-        from paraclip_pipeline.filtering.semantic import paired_cosine
+        from paraclip_pipeline.modeling.sentence_encoder import paired_cosine
 
         if encoder is None:
             raise FilterRulesError(

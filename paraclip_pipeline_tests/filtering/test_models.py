@@ -8,8 +8,8 @@ import pytest
 from paraclip_pipeline import schema
 from paraclip_pipeline.filtering.apply import REJECT_DETAIL, apply_filter_rules
 from paraclip_pipeline.filtering.rules import FilterRulesError
-from paraclip_pipeline.filtering.semantic import SentenceEncoder, paired_cosine
 from paraclip_pipeline.modeling.pretrained import minilm_model_dir
+from paraclip_pipeline.modeling.sentence_encoder import SentenceEncoder, paired_cosine
 from paraclip_pipeline_tests.filtering.builders import pairs_table, rule, rule_set
 
 CAPTION = "A brown dog running on a sandy beach"

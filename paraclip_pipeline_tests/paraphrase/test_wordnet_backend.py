@@ -149,7 +149,7 @@ def test_encoder_gate_rejects_a_wrong_sense() -> None:
         word_keep=-1.0, generalise_keep=-1.0, window=-1.0, sentence=-1.0, structural=1.0
     )
     ungated = WordNetBackend(ParaphraserConfig(), thresholds=open_gate).rewriter
-    assert ungated.substitutes("busy", "a")[0].word == "engaged"
+    assert ungated.candidates.substitutes("busy", "a")[0].word == "engaged"
     assert "busy" not in ungated.rewrite(caption, 2).split()  # a wrong sense got through
     gated = WordNetBackend(ParaphraserConfig()).rewriter.rewrite(caption, 2)
     assert "busy" in gated.split() and "engaged" not in gated

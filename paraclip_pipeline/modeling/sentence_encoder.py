@@ -1,7 +1,9 @@
-"""Sentence embeddings for the meaning-kept rule (offline MiniLM by default).
+"""Sentence embeddings (offline MiniLM by default) for whoever judges meaning.
 
-Loaded with plain transformers (AutoModel + AutoTokenizer) and pooled the way
-sentence-transformers pools all-MiniLM-L6-v2: mean over real tokens, then L2 norm.
+The filter's meaning-kept rule and the WordNet rewriter's gate both use it, so it
+lives here, below filtering and paraphrase, and imports neither. Loaded with plain
+transformers (AutoModel + AutoTokenizer) and pooled the way sentence-transformers pools
+all-MiniLM-L6-v2: mean over real tokens, then L2 norm.
 """
 
 from __future__ import annotations
