@@ -1,7 +1,7 @@
 """Throughput of ``read_shard`` on a synthetic LAION Parquet shard.
 
 Baseline: pyarrow's bare ``pq.read_table`` of the same file, in the same process, so the
-ratio is the cost of validation, caption hygiene, caption ids and the schema rebuild on
+ratio is the cost of validation, caption cleaning, caption ids and the schema rebuild on
 top of the raw read. Run: ``.venv/bin/python benchmarks/bench_sources.py [rows]``.
 """
 

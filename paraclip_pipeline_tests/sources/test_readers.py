@@ -236,7 +236,7 @@ def test_two_file_non_utf8_caption_is_flagged(tmp_path: Path) -> None:
     assert table.column(schema.INPUT_ISSUE).to_pylist() == ["invalid_utf8"]
 
 
-# ---- caption hygiene --------------------------------------------------------------------
+# ---- caption cleaning ------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -268,7 +268,7 @@ def test_rows_with_unusable_captions_are_kept_and_flagged(tmp_path: Path) -> Non
         {"caption": "ok\x00 caption"},
         {"caption": None},
     )
-    table = read_shard(jsonl_bytes(tmp_path, "hygiene", data))
+    table = read_shard(jsonl_bytes(tmp_path, "cleaning", data))
     assert table.num_rows == 4
     assert table.column(schema.INPUT_ISSUE).to_pylist() == ["empty", "too_long", None, "empty"]
     assert table.column(schema.TEXT).to_pylist()[1] == huge.strip()  # flagged, not truncated

@@ -1,0 +1,76 @@
+"""JSONL shards: one object per line.
+
+``caption`` or ``text``, and optionally ``id`` or ``sample_id`` (string or integer),
+``url``, ``image_path``, ``nsfw``; other keys are ignored and whitespace-only lines are
+skipped. A broken line or a wrong JSON type fails the read naming the line.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from upath import UPath
+
+from paraclip_pipeline.sources.readers.parsed import (
+    ParsedShard,
+    ShardReadError,
+    parsed_from_python,
+    read_lines,
+)
+
+
+def _json_field(record: dict[str, Any], aliases: tuple[str, ...], where: str) -> Any:
+    present = [alias for alias in aliases if alias in record]
+    if len(present) > 1:
+        raise ShardReadError(f"{where}: has both {' and '.join(map(repr, present))}; keep one")
+    return record[present[0]] if present else None
+
+
+def _json_string(value: Any, name: str, where: str, allow_integer: bool = False) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    if allow_integer and isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    expected = "a string or an integer" if allow_integer else "a string"
+    raise ShardReadError(
+        f"{where}: field {name!r} is JSON {type(value).__name__} {value!r:.60}, expected {expected}"
+    )
+
+
+def read_jsonl(path: UPath) -> ParsedShard:
+    source_rows: list[int] = []
+    texts: list[str | None] = []
+    sample_ids: list[str | None] = []
+    urls: list[str | None] = []
+    nsfw: list[str | None] = []
+    image_paths: list[str | None] = []
+    for line_index, line in enumerate(read_lines(path)):
+        if not line.strip():
+            continue
+        where = f"{path} line {line_index + 1}"
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise ShardReadError(
+                f"{where}: invalid JSON ({error.msg} at column {error.colno})"
+            ) from error
+        if not isinstance(record, dict):
+            raise ShardReadError(f"{where}: expected a JSON object, got {type(record).__name__}")
+        if "caption" not in record and "text" not in record:
+            raise ShardReadError(
+                f"{where}: has neither 'caption' nor 'text'; keys found: {', '.join(record)}"
+            )
+        source_rows.append(line_index)
+        texts.append(
+            _json_string(_json_field(record, ("caption", "text"), where), "caption", where)
+        )
+        sample_ids.append(
+            _json_string(
+                _json_field(record, ("id", "sample_id"), where), "id", where, allow_integer=True
+            )
+        )
+        urls.append(_json_string(record.get("url"), "url", where))
+        nsfw.append(_json_string(record.get("nsfw"), "nsfw", where))
+        image_paths.append(_json_string(record.get("image_path"), "image_path", where))
+    return parsed_from_python(source_rows, texts, sample_ids, urls, nsfw, image_paths)
