@@ -48,6 +48,9 @@ RAW_CAPTIONS_SCHEMA = pa.schema(
     ]
 )
 
+# What stage 1 reads of raw_captions (the asset selects them, the engine requires them).
+STAGE1_INPUT_COLUMNS = (CAPTION_ID, SHARD, TEXT, INPUT_ISSUE)
+
 STAGE1_SCHEMA = pa.schema(
     [
         pa.field(CAPTION_ID, pa.string(), nullable=False),

@@ -85,12 +85,10 @@ def _paraphrase_asset(
     return paraphrase_step
 
 
-STAGE1_COLUMNS = [schema.CAPTION_ID, schema.SHARD, schema.TEXT, schema.INPUT_ISSUE]
-
 stage1_paraphrases = _paraphrase_asset(
     1,
     "raw_captions",
-    lambda captions: captions.select(STAGE1_COLUMNS),
+    lambda captions: captions.select(list(schema.STAGE1_INPUT_COLUMNS)),
     "Step 1: each caption paraphrased concisely (T'); noisy alt-text becomes plain language.",
 )
 stage2_paraphrases = _paraphrase_asset(

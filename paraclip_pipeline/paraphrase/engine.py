@@ -25,8 +25,6 @@ from paraclip_pipeline.paraphrase.config import ParaphraserConfig
 from paraclip_pipeline.paraphrase.errors import ParaphraseInputError
 from paraclip_pipeline.paraphrase.prompts import Stage, render_prompt
 
-STAGE1_INPUT_COLUMNS = (schema.CAPTION_ID, schema.SHARD, schema.TEXT, schema.INPUT_ISSUE)
-
 
 @dataclass(frozen=True)
 class StageStats:
@@ -59,7 +57,7 @@ def _require_columns(rows: pa.Table, columns: tuple[str, ...], stage: Stage) -> 
 def _stage_inputs(rows: pa.Table, stage: Stage) -> list[str | None]:
     """The text each row sends to the backend, or None when the row is skipped."""
     if stage == 1:
-        _require_columns(rows, STAGE1_INPUT_COLUMNS, stage)
+        _require_columns(rows, schema.STAGE1_INPUT_COLUMNS, stage)
         texts = rows.column(schema.TEXT).to_pylist()
         issues = rows.column(schema.INPUT_ISSUE).to_pylist()
         source_column = schema.TEXT

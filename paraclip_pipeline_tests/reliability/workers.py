@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
+from paraclip_pipeline import schema
 from paraclip_pipeline.paraphrase.backends.base import (
     Completion,
     ParaphraseBackend,
@@ -56,9 +57,9 @@ class SlowRewriter(ParaphraseBackend):
 
 def paraphrase(rows_path: str, cache_dir: str, output_path: str) -> None:
     """Stage 1 then stage 2 over a raw_captions table, cached chunk by chunk."""
-    from paraclip_pipeline.paraphrase.engine import STAGE1_INPUT_COLUMNS, run_paraphrase_stage
+    from paraclip_pipeline.paraphrase.engine import run_paraphrase_stage
 
-    rows = pq.read_table(rows_path).select(list(STAGE1_INPUT_COLUMNS))
+    rows = pq.read_table(rows_path).select(list(schema.STAGE1_INPUT_COLUMNS))
     backend = SlowRewriter(STAGE_CONFIG)
     for stage in (1, 2):
         rows = run_paraphrase_stage(
