@@ -32,7 +32,7 @@ from paraclip_pipeline.paraphrase.config import ParaphraserConfig
 from paraclip_pipeline.paraphrase.engine import run_paraphrase_stage
 from paraclip_pipeline.paraphrase.hygiene import HYGIENE_VERSION
 from paraclip_pipeline.paraphrase.prompts import render_prompt
-from paraclip_pipeline_tests.paraphrase.conftest import stage1_rows
+from paraclip_pipeline_tests.paraphrase.builders import stage1_rows
 from paraclip_pipeline_tests.paraphrase.server_process import fake_server, llama_server
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -16,7 +16,7 @@ from paraclip_pipeline.paraphrase.cache import CachedAnswer, ParaphraseCache
 from paraclip_pipeline.paraphrase.config import ParaphraserConfig
 from paraclip_pipeline.paraphrase.engine import run_paraphrase_stage
 from paraclip_pipeline.paraphrase.errors import ParaphraseInputError
-from paraclip_pipeline_tests.paraphrase.conftest import stage1_rows
+from paraclip_pipeline_tests.paraphrase.builders import stage1_rows
 
 
 class BackendCrashed(RuntimeError):

@@ -14,7 +14,7 @@ from paraclip_pipeline.paraphrase.backends.openai_compatible import OpenAICompat
 from paraclip_pipeline.paraphrase.config import ParaphraserConfig
 from paraclip_pipeline.paraphrase.engine import run_paraphrase_stage
 from paraclip_pipeline.paraphrase.hygiene import SKIPPED
-from paraclip_pipeline_tests.paraphrase.conftest import stage1_rows
+from paraclip_pipeline_tests.paraphrase.builders import stage1_rows
 from paraclip_pipeline_tests.paraphrase.server_process import ServerProcess, llama_server
 
 MISSING = [

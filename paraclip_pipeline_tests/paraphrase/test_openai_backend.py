@@ -10,7 +10,7 @@ from paraclip_pipeline.paraphrase.backends.openai_compatible import OpenAICompat
 from paraclip_pipeline.paraphrase.config import ParaphraserConfig
 from paraclip_pipeline.paraphrase.engine import run_paraphrase_stage
 from paraclip_pipeline.paraphrase.errors import ParaphraseConfigError
-from paraclip_pipeline_tests.paraphrase.conftest import stage1_rows
+from paraclip_pipeline_tests.paraphrase.builders import stage1_rows
 from paraclip_pipeline_tests.paraphrase.fake_openai_server import FakeOpenAIServer
 
 SECRET = "sk-test-do-not-log-7f3a9c"

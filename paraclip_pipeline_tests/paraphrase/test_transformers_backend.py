@@ -24,7 +24,7 @@ from paraclip_pipeline.paraphrase.backends.transformers_local import Transformer
 from paraclip_pipeline.paraphrase.config import ParaphraserConfig
 from paraclip_pipeline.paraphrase.engine import run_paraphrase_stage
 from paraclip_pipeline.paraphrase.errors import ParaphraseConfigError
-from paraclip_pipeline_tests.paraphrase.conftest import stage1_rows
+from paraclip_pipeline_tests.paraphrase.builders import stage1_rows
 
 CAPTIONS = ["a dog on a beach", "two cats asleep on a red sofa", "city street at night"]
 

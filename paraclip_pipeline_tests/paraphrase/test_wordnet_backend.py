@@ -12,7 +12,7 @@ from paraclip_pipeline import schema
 from paraclip_pipeline.paraphrase.backends.wordnet import GateThresholds, WordNetBackend
 from paraclip_pipeline.paraphrase.config import ParaphraserConfig
 from paraclip_pipeline.paraphrase.engine import StageResult, run_paraphrase_stage
-from paraclip_pipeline_tests.paraphrase.conftest import stage1_rows
+from paraclip_pipeline_tests.paraphrase.builders import stage1_rows
 
 CAPTIONS = [
     "A woman riding a horse on the beach at sunset",
