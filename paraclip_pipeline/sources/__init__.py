@@ -10,18 +10,18 @@ from paraclip_pipeline.sources.discover import (
     find_shard,
     shard_content_hash,
 )
-from paraclip_pipeline.sources.readers import (
+from paraclip_pipeline.sources.readers.caption_ids import make_caption_id
+from paraclip_pipeline.sources.readers.cleaning import (
     DEFAULT_MAX_CAPTION_CHARS,
     INPUT_ISSUES,
     ISSUE_EMPTY,
     ISSUE_INVALID_UTF8,
     ISSUE_TOO_LONG,
-    ShardReadError,
     clean_caption,
     clean_captions,
-    make_caption_id,
-    read_shard,
 )
+from paraclip_pipeline.sources.readers.parsed import ShardReadError
+from paraclip_pipeline.sources.readers.shard import read_shard
 from paraclip_pipeline.sources.shard_keys import (
     InvalidShardKeyError,
     shard_key_from_path,
