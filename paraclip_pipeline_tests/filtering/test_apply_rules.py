@@ -180,6 +180,43 @@ def test_copy_identical_after_normalisation_and_near_identical() -> None:
     assert rejected_by(exact_only, *rows) == ["copy", None, None, None, "copy", "copy", "copy"]
 
 
+def test_round_trip_drops_t2_equal_to_the_caption_after_normalisation() -> None:
+    caption = "A brown dog, running on the beach!"
+    t1 = "A tan hound sprinting along the shore"
+    rows = [
+        {schema.TEXT: caption, schema.PARAPHRASE_1: t1, schema.PARAPHRASE_2: caption},
+        # Case, punctuation and spacing are folded.
+        {
+            schema.TEXT: caption,
+            schema.PARAPHRASE_1: t1,
+            schema.PARAPHRASE_2: "a brown  DOG running on the beach",
+        },
+        # One word differs: not a round trip (the copy / lexical rules judge it).
+        {
+            schema.TEXT: caption,
+            schema.PARAPHRASE_1: t1,
+            schema.PARAPHRASE_2: "A brown dog running on the sand",
+        },
+        # Word order counts: the same words reordered are a rewording.
+        {
+            schema.TEXT: caption,
+            schema.PARAPHRASE_1: t1,
+            schema.PARAPHRASE_2: "On the beach a brown dog running",
+        },
+        {},
+    ]
+    rules = rule_set(rule("copy"), rule("round_trip"))
+    outcome = run(rules, *rows)
+    assert list(verdicts(outcome).values()) == ["round_trip", "round_trip", None, None, None]
+    assert (
+        outcome.rejected[REJECT_DETAIL].to_pylist()
+        == ["paraphrase_2 identical to text after normalisation"] * 2
+    )
+    assert outcome.drop_counts["round_trip"] == 2
+    # Without the rule the same rows pass the copy rule: T'' differs from T'.
+    assert rejected_by(rule_set(rule("copy")), *rows) == [None] * 5
+
+
 def test_lexical_change_bounds_on_word_jaccard_of_the_two_paraphrases() -> None:
     rules = rule_set(
         rule("lexical_change", min_jaccard=0.1, max_jaccard=0.5, content_words_only=False)

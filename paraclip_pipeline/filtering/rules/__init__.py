@@ -11,8 +11,8 @@ Two kinds of rule:
   with each other, and the language and meaning rules run models, which should only
   see rows still in play.
 
-One module per kind of rule (``flags``, ``lexical``, ``dedup``, ``language``,
-``meaning``), the base classes in ``base`` and the file model in ``rules_file``.
+One module per kind of rule (``flags``, ``lexical``, ``round_trip``, ``dedup``,
+``language``, ``meaning``), the base classes in ``base`` and the file model in ``rules_file``.
 """
 
 from paraclip_pipeline.filtering.rules.base import (
@@ -46,6 +46,9 @@ from paraclip_pipeline.filtering.rules.lexical import (
 from paraclip_pipeline.filtering.rules.meaning import (
     MeaningKeptRule,
 )
+from paraclip_pipeline.filtering.rules.round_trip import (
+    RoundTripRule,
+)
 from paraclip_pipeline.filtering.rules.rules_file import (
     RULE_TYPES,
     PassRateConfig,
@@ -73,6 +76,7 @@ __all__ = [
     "ParaphraseStatusRule",
     "PassRateConfig",
     "PromptLeftoverRule",
+    "RoundTripRule",
     "RowRule",
     "Rule",
     "RuleSet",

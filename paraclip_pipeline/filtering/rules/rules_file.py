@@ -27,6 +27,7 @@ from paraclip_pipeline.filtering.rules.lexical import (
     PromptLeftoverRule,
 )
 from paraclip_pipeline.filtering.rules.meaning import MeaningKeptRule
+from paraclip_pipeline.filtering.rules.round_trip import RoundTripRule
 
 RULE_TYPES: dict[str, type[Rule]] = {
     get_args(model.model_fields["name"].annotation)[0]: model
@@ -38,6 +39,7 @@ RULE_TYPES: dict[str, type[Rule]] = {
         ParaphraseLengthRule,
         PromptLeftoverRule,
         CopyRule,
+        RoundTripRule,
         LexicalChangeRule,
         DedupRule,
         LanguageRule,
