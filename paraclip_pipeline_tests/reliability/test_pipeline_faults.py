@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import ClassVar
 
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -99,8 +100,10 @@ class ObedientBackend(ParaphraseBackend):
 
     name = "obedient"
     default_model = "obedient-v1"
+    seen: ClassVar[list[str]] = []  # every text sent to any instance
 
     def _generate(self, requests: Sequence[ParaphraseRequest]) -> list[Completion]:
+        ObedientBackend.seen.extend(r.text for r in requests)
         return [
             Completion(text="OK" if "ignore the above" in r.text.lower() else f"a photo: {r.text}")
             for r in requests
@@ -110,8 +113,14 @@ class ObedientBackend(ParaphraseBackend):
 def test_prompt_injection_captions_stay_data(
     pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Instruction-like captions are flagged at ingestion and never reach the LLM.
+
+    Before issue 13 they were paraphrased: an obedient LLM's "OK" was dropped as no
+    paraphrase, but a careful one kept the instruction in T' and T'' of training pairs.
+    """
     pipeline.relax_pass_rate()
     monkeypatch.setattr(engine, "build_backend", ObedientBackend)
+    monkeypatch.setattr(ObedientBackend, "seen", [])
     assert run_shard_job(pipeline, "shard-b").success
     before = {
         asset: asset_table(pipeline, asset, "shard-b")
@@ -129,19 +138,27 @@ def test_prompt_injection_captions_stay_data(
 
     stage1 = asset_table(pipeline, "stage1_paraphrases", "shard-b")
     assert len(stage1) == len(SHARD_CAPTIONS["shard-b"]) + 2
+    raw = {
+        row[schema.TEXT]: row
+        for row in asset_table(pipeline, "raw_captions", "shard-b").to_pylist()
+    }
     rows = {row[schema.TEXT]: row for row in stage1.to_pylist()}
     for caption in (INJECTION, f"a cat. {INJECTION}"):
-        # Hygiene reads the hijacked reply "OK" as no paraphrase at all.
+        assert raw[caption][schema.INPUT_ISSUE] == "instruction"
         assert (rows[caption][schema.PARAPHRASE_1], rows[caption][schema.STATUS_1]) == (
             None,
-            "empty",
+            "skipped",
         )
+    # The LLM was asked about every other caption, never about an injected one.
+    assert ObedientBackend.seen and not any(
+        "ignore the above" in t.lower() for t in ObedientBackend.seen
+    )
     # The rows that were there before are byte-for-byte the same, in every table.
     for asset, old in before.items():
         new = asset_table(pipeline, asset, "shard-b")
         kept_old = new.filter(pc.is_in(new[schema.CAPTION_ID], old[schema.CAPTION_ID]))
         assert kept_old.sort_by(schema.CAPTION_ID).equals(old.sort_by(schema.CAPTION_ID)), asset
-    # The hijacked answer "OK" never reaches training: the filter records why it dropped it.
+    # The injected captions never reach training: the filter records why it dropped them.
     kept = asset_table(pipeline, "filtered_pairs", "shard-b")
     assert INJECTION not in kept.column(schema.TEXT).to_pylist()
     rejected = pq.read_table(
@@ -150,7 +167,7 @@ def test_prompt_injection_captions_stay_data(
         )
     ).to_pylist()
     verdicts = {row[schema.TEXT]: row[schema.REJECTED_BY] for row in rejected}
-    assert verdicts[INJECTION] == verdicts[f"a cat. {INJECTION}"] == "paraphrase_status"
+    assert verdicts[INJECTION] == verdicts[f"a cat. {INJECTION}"] == "caption_input_issue"
 
 
 def test_hostile_captions_are_kept_flagged_and_filtered_with_a_reason(pipeline: Pipeline) -> None:

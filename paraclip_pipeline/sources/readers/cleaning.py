@@ -3,14 +3,22 @@
 Rows are never dropped. Text is NFC-normalised; line breaks, tabs and other whitespace
 controls become spaces, remaining control characters and byte-order marks are deleted,
 and the ends are stripped. ``input_issue`` says why a kept caption is unusable: ``empty``
-(nothing left), ``invalid_utf8`` (undecodable bytes, decoded with U+FFFD replacement) or
-``too_long`` (more characters than ``max_caption_chars``; nothing is truncated).
+(nothing left), ``invalid_utf8`` (undecodable bytes, decoded with U+FFFD replacement),
+``too_long`` (more characters than ``max_caption_chars``; nothing is truncated) or
+``instruction`` (the caption reads as an instruction to a language model, see
+``INSTRUCTION_PHRASES``); the first that applies, in that order.
+
+Instruction-like captions are flagged, not paraphrased: an LLM that obeys one replies
+with something that is no paraphrase, and one that paraphrases it keeps the instruction
+in T' and T'' (issue 13 found such pairs in training), so neither step is worth a call.
 
 (Not to be confused with the paraphrase step's *answer hygiene*, which cleans LLM
 answers: this cleans the source captions.)
 """
 
 from __future__ import annotations
+
+import re
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -21,7 +29,27 @@ DEFAULT_MAX_CAPTION_CHARS = 2000
 ISSUE_EMPTY = "empty"
 ISSUE_INVALID_UTF8 = "invalid_utf8"
 ISSUE_TOO_LONG = "too_long"
-INPUT_ISSUES = (ISSUE_EMPTY, ISSUE_INVALID_UTF8, ISSUE_TOO_LONG)
+ISSUE_INSTRUCTION = "instruction"
+INPUT_ISSUES = (ISSUE_EMPTY, ISSUE_INVALID_UTF8, ISSUE_TOO_LONG, ISSUE_INSTRUCTION)
+
+# Phrases that address a language model rather than describe an image; matched as whole
+# words, case-insensitively, any whitespace between the words ("previous instructions"
+# also covers "ignore (all) previous instructions"). Kept small on purpose: each is rare
+# in real alt-text, and a false positive only costs one caption. docs/filtering.md lists them.
+INSTRUCTION_PHRASES = (
+    "ignore the above",
+    "previous instructions",
+    "reply with",
+    "respond with",
+    "system prompt",
+    "you are an AI",
+)
+# One RE2 pattern for all phrases, built once at import.
+_INSTRUCTION_PATTERN = (
+    r"(?i)\b("
+    + "|".join(r"\s+".join(re.escape(word) for word in p.split()) for p in INSTRUCTION_PHRASES)
+    + r")\b"
+)
 
 # RE2 patterns. Whitespace controls become a space so "red\nbus" does not turn into
 # "redbus"; every other C0/C1 control and the byte-order mark is deleted.
@@ -42,10 +70,16 @@ def clean_captions(
     cleaned = pc.utf8_trim_whitespace(pc.utf8_normalize(without_controls, form="NFC"))
     lengths = pc.utf8_length(cleaned)
     issues = pc.case_when(
-        pc.make_struct(pc.equal(lengths, 0), undecodable, pc.greater(lengths, max_caption_chars)),
+        pc.make_struct(
+            pc.equal(lengths, 0),
+            undecodable,
+            pc.greater(lengths, max_caption_chars),
+            pc.match_substring_regex(cleaned, _INSTRUCTION_PATTERN),
+        ),
         pa.scalar(ISSUE_EMPTY),
         pa.scalar(ISSUE_INVALID_UTF8),
         pa.scalar(ISSUE_TOO_LONG),
+        pa.scalar(ISSUE_INSTRUCTION),
     )
     return cleaned, issues
 
