@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 def demo_captions() -> list[str]:
     captions = []
     for shard in discover_shards(REPO / "data" / "shards").shards:
-        raw = read_shard(shard, image_root=REPO / "data")
+        raw = read_shard(shard, image_root=REPO / "data" / "images")
         issues = raw.column("input_issue").to_pylist()
         captions += [
             text

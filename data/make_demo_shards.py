@@ -335,7 +335,7 @@ def write_laion_parquet(
                 "HEIGHT": height,
                 "WIDTH": width,
                 "LICENSE": "CC0",
-                "image_path": f"../images/{file_name}",
+                "image_path": file_name,  # relative to the image root, data/images
             }
             for caption in image_captions
         )

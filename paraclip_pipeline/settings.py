@@ -31,11 +31,12 @@ def _path_from_env(name: str, default: Path) -> Path:
 
 
 def _image_root() -> Path | None:
+    """Where relative image paths resolve: ``PARACLIP_IMAGE_ROOT`` when set, so shards
+    anywhere can name images in one tree; else the demo's ``data/images`` for the bundled
+    shards, and each shard's own directory (None) for another shard location."""
     if os.environ.get(IMAGE_ROOT_ENV):
         return _path_from_env(IMAGE_ROOT_ENV, REPO_ROOT)
-    # The bundled demo shards reference photos in data/images, beside data/shards; other
-    # shard locations keep image paths inside each shard's own directory.
-    return None if os.environ.get(SHARDS_LOCATION_ENV) else REPO_ROOT / "data"
+    return None if os.environ.get(SHARDS_LOCATION_ENV) else REPO_ROOT / "data" / "images"
 
 
 @dataclass(frozen=True)

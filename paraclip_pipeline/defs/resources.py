@@ -14,12 +14,10 @@ from paraclip_pipeline.settings import Settings
 from paraclip_pipeline.storage import StorageLayout
 
 if TYPE_CHECKING:  # the plain modules load lazily, when a run first needs them
-    import pyarrow as pa
-
     from paraclip_pipeline.modeling.factory import LoadedClip
     from paraclip_pipeline.modeling.sentence_encoder import SentenceEncoder
     from paraclip_pipeline.paraphrase.config import ParaphraserConfig
-    from paraclip_pipeline.sources import ShardFile
+    from paraclip_pipeline.sources import ShardFile, ShardRead
     from paraclip_pipeline.training.config import TrainConfig
 
 
@@ -36,8 +34,9 @@ class StorageResource(dg.ConfigurableResource):
 class ShardSourceResource(dg.ConfigurableResource):
     """Where caption shards are found (local directory or fsspec URI).
 
-    ``image_root`` bounds where a shard's relative image paths may point (default: the
-    shard's own directory); paths that escape it are nulled, never followed.
+    ``image_root`` is the directory a shard's relative image paths resolve against and
+    must stay inside (default: the shard's own directory); paths that escape it are
+    nulled, never followed.
     """
 
     location: str
@@ -52,13 +51,11 @@ class ShardSourceResource(dg.ConfigurableResource):
         except ShardNotFoundError as error:
             raise dg.Failure(description=str(error), allow_retries=False) from error
 
-    def read(self, shard: "ShardFile") -> "pa.Table":
-        from paraclip_pipeline.sources import read_shard
+    def read(self, shard: "ShardFile") -> "ShardRead":
+        from paraclip_pipeline.sources import read_shard_checked
 
-        return read_shard(
-            shard,
-            max_caption_chars=self.max_caption_chars,
-            image_root=Path(self.image_root) if self.image_root else None,
+        return read_shard_checked(
+            shard, max_caption_chars=self.max_caption_chars, image_root=self.image_root
         )
 
 

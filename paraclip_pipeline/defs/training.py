@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from paraclip_pipeline import schema
-from paraclip_pipeline.defs.metadata import records_table
+from paraclip_pipeline.defs.metadata import records_table, report_unusable_images
 from paraclip_pipeline.defs.partitions import caption_shards
 from paraclip_pipeline.defs.resources import ClipModelResource, StorageResource, TrainingResource
 from paraclip_pipeline.lineage.manifest import ShardRows, shard_inputs
@@ -23,6 +23,9 @@ if TYPE_CHECKING:  # torch-heavy modules load when a run first needs them
     from paraclip_pipeline.training.loop import TrainResult
 
 MODEL_GROUP = "model"
+# Why image_embeddings could not use a row's image (paths dropped at ingestion are
+# counted by raw_captions).
+IMAGE_UNREADABLE = "unreadable"
 ALL_SHARDS = dg.AssetIn(
     partition_mapping=dg.AllPartitionMapping(),
     # A shard that failed (bad input) must not block training on the others; the
@@ -44,6 +47,8 @@ def image_embeddings(
     """Frozen image-tower embeddings, computed once per shard and reused by every training run.
 
     Shards that carry precomputed embeddings (as LAION distributes them) skip the tower.
+    Image files that cannot be read are counted in ``unusable_images`` and logged once as
+    a warning event.
     """
     from paraclip_pipeline.modeling.image_embeddings import (
         compute_image_embeddings,
@@ -61,7 +66,11 @@ def image_embeddings(
             "rows_with_image": int(pc.sum(table[schema.HAS_IMAGE]).as_py() or 0),
             "precomputed": stats.precomputed,
             "computed": stats.computed,
-            "unreadable_images": stats.unreadable_images,
+            **report_unusable_images(
+                context,
+                {IMAGE_UNREADABLE: stats.unreadable_images},
+                [f"caption_id {cid}: {why}" for cid, why in stats.unreadable.items()],
+            ),
             "model_id": clip.model_id,
             "profile": clip_model.profile,
         },

@@ -22,7 +22,16 @@ from paraclip_pipeline.sources.readers.cleaning import (
     clean_captions,
 )
 from paraclip_pipeline.sources.readers.parsed import ShardReadError
-from paraclip_pipeline.sources.readers.shard import read_shard
+from paraclip_pipeline.sources.readers.shard import (
+    IMAGE_ESCAPING,
+    IMAGE_MISSING,
+    IMAGE_NOT_A_PATH,
+    IMAGE_PATH_PROBLEMS,
+    ImagePathProblem,
+    ShardRead,
+    read_shard,
+    read_shard_checked,
+)
 from paraclip_pipeline.sources.shard_keys import (
     InvalidShardKeyError,
     shard_key_from_path,
@@ -31,17 +40,23 @@ from paraclip_pipeline.sources.shard_keys import (
 
 __all__ = [
     "DEFAULT_MAX_CAPTION_CHARS",
+    "IMAGE_ESCAPING",
+    "IMAGE_MISSING",
+    "IMAGE_NOT_A_PATH",
+    "IMAGE_PATH_PROBLEMS",
     "INPUT_ISSUES",
     "ISSUE_EMPTY",
     "ISSUE_INSTRUCTION",
     "ISSUE_INVALID_UTF8",
     "ISSUE_TOO_LONG",
     "DiscoveryResult",
+    "ImagePathProblem",
     "InvalidShardKeyError",
     "ShardFile",
     "ShardFormat",
     "ShardLocationError",
     "ShardNotFoundError",
+    "ShardRead",
     "ShardReadError",
     "clean_caption",
     "clean_captions",
@@ -49,6 +64,7 @@ __all__ = [
     "find_shard",
     "make_caption_id",
     "read_shard",
+    "read_shard_checked",
     "shard_content_hash",
     "shard_key_from_path",
     "validate_shard_key",

@@ -157,7 +157,7 @@ def test_bundled_demo_data_has_three_readable_shards_with_unique_ids() -> None:
     result = discover_shards(str(DEMO_DATA / "shards"))
     assert result.rejected == []
     assert [shard.format for shard in result.shards] == ["two_file", "laion_parquet", "jsonl"]
-    tables = [read_shard(shard, image_root=str(DEMO_DATA)) for shard in result.shards]
+    tables = [read_shard(shard, image_root=str(DEMO_DATA / "images")) for shard in result.shards]
     assert sum(table.num_rows for table in tables) >= 300
     all_ids = [caption_id for t in tables for caption_id in t.column(schema.CAPTION_ID).to_pylist()]
     assert len(set(all_ids)) == len(all_ids)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 
 import pyarrow as pa
@@ -341,49 +340,7 @@ def test_a_hand_built_shard_file_with_a_hostile_key_is_refused(tmp_path: Path) -
             read_shard(ShardFile(key=hostile, path=shard.path, format="jsonl"))
 
 
-# ---- image paths ------------------------------------------------------------------------
-
-
-def test_image_paths_resolve_inside_the_allowed_tree_only(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    shard_dir = tmp_path / "shards"
-    (shard_dir / "imgs").mkdir(parents=True)
-    (shard_dir / "imgs" / "cat.jpg").write_bytes(b"jpeg")
-    (tmp_path / "outside.jpg").write_bytes(b"jpeg")
-    paths = [
-        "imgs/cat.jpg",
-        "./imgs/../imgs/cat.jpg",
-        str(shard_dir / "imgs" / "cat.jpg"),
-        "../outside.jpg",
-        "imgs/missing.jpg",
-        "s3://bucket/cat.jpg",
-        "",
-        None,
-    ]
-    shard = laion_parquet(
-        shard_dir, "imgs_000", {"TEXT": ["a cat"] * len(paths), "image_path": paths}
-    )
-    with caplog.at_level(logging.WARNING):
-        table = read_shard(shard)
-    resolved = str(shard_dir / "imgs" / "cat.jpg")
-    expected = [resolved, resolved, resolved, None, None, None, None, None]
-    assert table.column(schema.IMAGE_PATH).to_pylist() == expected
-    assert table.column(schema.INPUT_ISSUE).null_count == len(paths)
-    assert "3 image path(s) set to null" in caplog.text
-    assert "row 3 '../outside.jpg' escapes" in caplog.text
-    assert "row 4 'imgs/missing.jpg' does not exist" in caplog.text
-
-
-def test_image_root_widens_the_allowed_tree(tmp_path: Path) -> None:
-    (tmp_path / "shards").mkdir()
-    (tmp_path / "images").mkdir()
-    (tmp_path / "images" / "dog.jpg").write_bytes(b"jpeg")
-    columns = {"TEXT": ["a dog"], "image_path": ["../images/dog.jpg"]}
-    shard = laion_parquet(tmp_path / "shards", "sib", columns)
-    assert read_shard(shard).column(schema.IMAGE_PATH).to_pylist() == [None]
-    widened = read_shard(shard, image_root=str(tmp_path))
-    assert widened.column(schema.IMAGE_PATH).to_pylist() == [str(tmp_path / "images" / "dog.jpg")]
+# ---- other ----------------------------------------------------------------------------
 
 
 def test_parquet_written_by_pyarrow_with_large_string_text(tmp_path: Path) -> None:

@@ -2,18 +2,25 @@
 caption cleaning, caption ids and image-path checks.
 
 Image paths
-    A relative ``image_path`` resolves against the shard's directory, an absolute one is
-    taken as is; either must stay inside ``image_root`` (default: the shard's directory)
-    after lexical normalisation and must name an existing file. Otherwise the row is kept
-    with a null ``image_path`` and one WARNING per shard lists the rows and reasons;
-    ``input_issue`` is not touched because the caption itself is fine.
+    A relative ``image_path`` resolves against the image root when one is configured
+    (``PARACLIP_IMAGE_ROOT``, the ``shard_source`` resource's ``image_root``), else against
+    the shard's directory; an absolute one is taken as is. Either must stay inside that
+    base directory after lexical normalisation and must name an existing file. Otherwise
+    the row is kept with a null ``image_path`` and the problem is reported by reason
+    (``not_a_path``: a URI; ``escaping``: outside the base; ``missing``: no such file) in
+    ``ShardRead.image_problems``, for the asset to count in its metadata and log once as a
+    run event; ``input_issue`` is not touched because the caption itself is fine. With a
+    root, the same shard reads the same wherever the shard file lives (issue 13: shards
+    moved out of ``data/shards`` lost every image path).
 """
 
 from __future__ import annotations
 
-import logging
 import posixpath
+from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
+from os import PathLike
 
 import pyarrow as pa
 from upath import UPath
@@ -32,9 +39,10 @@ from paraclip_pipeline.sources.readers.parsed import EMBEDDING_TYPE, ParsedShard
 from paraclip_pipeline.sources.readers.two_file import read_two_file
 from paraclip_pipeline.sources.shard_keys import validate_shard_key
 
-logger = logging.getLogger(__name__)
-
-_MAX_LOGGED_IMAGE_PROBLEMS = 5
+IMAGE_NOT_A_PATH = "not_a_path"
+IMAGE_ESCAPING = "escaping"
+IMAGE_MISSING = "missing"
+IMAGE_PATH_PROBLEMS = (IMAGE_NOT_A_PATH, IMAGE_ESCAPING, IMAGE_MISSING)
 
 _READERS: dict[ShardFormat, Callable[[UPath], ParsedShard]] = {
     "laion_parquet": read_laion_parquet,
@@ -43,61 +51,75 @@ _READERS: dict[ShardFormat, Callable[[UPath], ParsedShard]] = {
 }
 
 
-def _resolve_image_path(
-    raw: str, shard_dir: UPath, allowed_root: str
-) -> tuple[str | None, str | None]:
-    """(resolved path, None) or (None, why the path was dropped)."""
+@dataclass(frozen=True)
+class ImagePathProblem:
+    """One row whose image path was set to null, and why (one of ``IMAGE_PATH_PROBLEMS``)."""
+
+    source_row: int
+    path: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"row {self.source_row} {self.path!r}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class ShardRead:
+    """A read shard: the table and the image paths that could not be used."""
+
+    table: pa.Table
+    image_base: str  # the directory relative image paths resolved against
+    image_problems: tuple[ImagePathProblem, ...]
+
+    def image_problem_counts(self) -> dict[str, int]:
+        """Rows per reason, every reason present (0 when none)."""
+        counts = Counter(problem.reason for problem in self.image_problems)
+        return {reason: counts[reason] for reason in IMAGE_PATH_PROBLEMS}
+
+
+def _resolve_image_path(raw: str, base: UPath) -> tuple[str | None, str | None]:
+    """(resolved path, None) or (None, the reason it was dropped)."""
     if "://" in raw:
-        return None, "is a URI, not a path in the shard's tree"
-    joined = raw if raw.startswith("/") else posixpath.join(shard_dir.path, raw)
-    normalized = posixpath.normpath(joined)
-    if normalized != allowed_root and not normalized.startswith(allowed_root.rstrip("/") + "/"):
-        return None, f"escapes {allowed_root}"
-    target = shard_dir.with_segments(normalized)
+        return None, IMAGE_NOT_A_PATH
+    root = posixpath.normpath(base.path)
+    normalized = posixpath.normpath(raw if raw.startswith("/") else posixpath.join(root, raw))
+    if normalized != root and not normalized.startswith(root.rstrip("/") + "/"):
+        return None, IMAGE_ESCAPING
+    target = base.with_segments(normalized)
     if not target.is_file():
-        return None, "does not exist"
+        return None, IMAGE_MISSING
     return str(target), None
 
 
 def _checked_image_paths(
-    shard_key: str,
-    raw_paths: list[str | None],
-    source_rows: list[int],
-    shard_dir: UPath,
-    allowed_root: str,
-) -> pa.Array:
-    """Resolved image paths, null where missing or rejected; one warning lists rejections."""
+    raw_paths: list[str | None], source_rows: list[int], base: UPath
+) -> tuple[pa.Array, tuple[ImagePathProblem, ...]]:
+    """Resolved image paths (null where absent or unusable) and the unusable ones."""
     image_paths: list[str | None] = []
-    dropped: list[str] = []
+    problems: list[ImagePathProblem] = []
     for source_row, raw_path in zip(source_rows, raw_paths, strict=True):
         if raw_path is None:
             image_paths.append(None)
             continue
-        resolved, problem = _resolve_image_path(raw_path, shard_dir, allowed_root)
+        resolved, reason = _resolve_image_path(raw_path, base)
         image_paths.append(resolved)
-        if problem is not None:
-            dropped.append(f"row {source_row} {raw_path!r} {problem}")
-    if dropped:
-        logger.warning(
-            "shard %s: %d image path(s) set to null: %s",
-            shard_key,
-            len(dropped),
-            "; ".join(dropped[:_MAX_LOGGED_IMAGE_PROBLEMS]),
-        )
-    return pa.array(image_paths, pa.string())
+        if reason is not None:
+            problems.append(ImagePathProblem(source_row, raw_path, reason))
+    return pa.array(image_paths, pa.string()), tuple(problems)
 
 
-def read_shard(
+def read_shard_checked(
     shard: ShardFile,
     *,
     max_caption_chars: int = DEFAULT_MAX_CAPTION_CHARS,
-    image_root: str | None = None,
-) -> pa.Table:
-    """Read ``shard`` into a table with exactly ``schema.RAW_CAPTIONS_SCHEMA``.
+    image_root: str | PathLike[str] | None = None,
+) -> ShardRead:
+    """Read ``shard`` into a table with exactly ``schema.RAW_CAPTIONS_SCHEMA``, and report
+    the image paths it could not use.
 
-    ``image_root`` bounds where image paths may point (default: the shard's directory);
-    pass the dataset root when images live beside the shard directory, as the demo's
-    ``data/images`` does. Raises ShardReadError for unreadable or empty shards.
+    ``image_root`` is where relative image paths resolve and absolute ones must stay
+    (default: the shard's directory); the demo's is ``data/images``. Raises
+    ShardReadError for unreadable or empty shards.
     """
     key = validate_shard_key(shard.key)
     if max_caption_chars < 1:
@@ -115,11 +137,9 @@ def read_shard(
     source_rows = parsed.source_rows.to_pylist()
     texts, issues = clean_captions(parsed.texts, parsed.text_undecodable, max_caption_chars)
     shard_dir = source if shard.format == "two_file" else source.parent
-    allowed_root = posixpath.normpath(
-        (UPath(image_root).absolute() if image_root is not None else shard_dir).path
-    )
-    image_paths = _checked_image_paths(
-        key, clean_metadata(parsed.image_paths).to_pylist(), source_rows, shard_dir, allowed_root
+    image_base = UPath(image_root).absolute() if image_root is not None else shard_dir
+    image_paths, image_problems = _checked_image_paths(
+        clean_metadata(parsed.image_paths).to_pylist(), source_rows, image_base
     )
     columns = {
         schema.CAPTION_ID: caption_ids(key, sample_ids.to_pylist(), source_rows),
@@ -138,4 +158,20 @@ def read_shard(
         else pa.nulls(row_count, pa.string()),
         schema.INPUT_ISSUE: issues,
     }
-    return pa.table(columns, schema=schema.RAW_CAPTIONS_SCHEMA)
+    return ShardRead(
+        table=pa.table(columns, schema=schema.RAW_CAPTIONS_SCHEMA),
+        image_base=str(image_base),
+        image_problems=image_problems,
+    )
+
+
+def read_shard(
+    shard: ShardFile,
+    *,
+    max_caption_chars: int = DEFAULT_MAX_CAPTION_CHARS,
+    image_root: str | PathLike[str] | None = None,
+) -> pa.Table:
+    """``read_shard_checked``'s table alone, for callers that do not report image paths."""
+    return read_shard_checked(
+        shard, max_caption_chars=max_caption_chars, image_root=image_root
+    ).table
