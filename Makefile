@@ -12,6 +12,11 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export PARACLIP_STORAGE_ROOT ?= $(CURDIR)/storage
+# Public STS data is not part of the repository: use the shared copy beside it when present.
+SHARED_STS_DIR := $(abspath $(CURDIR)/../shared/data/sts)
+ifneq ($(wildcard $(SHARED_STS_DIR)),)
+export PARACLIP_STS_DIR ?= $(SHARED_STS_DIR)
+endif
 
 .PHONY: setup demo test test-fast ui lint format bench clean
 

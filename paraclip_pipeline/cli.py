@@ -9,6 +9,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from paraclip_pipeline.asset_names import BENCHMARK_REPORT
 from paraclip_pipeline.settings import REPO_ROOT, Settings
 from paraclip_pipeline.storage import StorageLayout
 
@@ -27,7 +28,7 @@ def run_demo(settings: Settings) -> int:
     from paraclip_pipeline.instance import prepare_dagster_home
 
     layout = StorageLayout(settings.storage_root)
-    prepare_dagster_home(layout.dagster_home)
+    prepare_dagster_home(layout.dagster_home, settings.llm_pool_limit)
     from paraclip_pipeline.definitions import defs
     from paraclip_pipeline.defs.partitions import caption_shards
     from paraclip_pipeline.sources import discover_shards
@@ -60,7 +61,7 @@ def run_demo(settings: Settings) -> int:
     if not training.success:
         print(f"training/report run {training.run_id} failed", file=sys.stderr)
         return 1
-    report = training.asset_materializations_for_node("benchmark_report")[-1].metadata
+    report = training.asset_materializations_for_node(BENCHMARK_REPORT)[-1].metadata
     print(f"\ndemo finished in {time.perf_counter() - started:.0f} s")
     if failed:
         print(f"shards that failed (others were used): {', '.join(failed)}")
@@ -74,7 +75,7 @@ def run_demo(settings: Settings) -> int:
 def run_ui(settings: Settings, host: str, port: int) -> int:
     from paraclip_pipeline.instance import prepare_dagster_home
 
-    prepare_dagster_home(StorageLayout(settings.storage_root).dagster_home)
+    prepare_dagster_home(StorageLayout(settings.storage_root).dagster_home, settings.llm_pool_limit)
     dagster = Path(sys.executable).with_name("dagster")
     workspace = REPO_ROOT / "workspace.yaml"
     command = [str(dagster), "dev", "-w", str(workspace), "-h", host, "-p", str(port)]
@@ -92,7 +93,7 @@ def run_lineage(
     from paraclip_pipeline.instance import prepare_dagster_home
     from paraclip_pipeline.lineage.query import LineageError, trace
 
-    prepare_dagster_home(StorageLayout(settings.storage_root).dagster_home)
+    prepare_dagster_home(StorageLayout(settings.storage_root).dagster_home, settings.llm_pool_limit)
     from dagster import DagsterInstance
 
     try:

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import yaml
 
-from paraclip_pipeline.settings import LLM_POOL_LIMIT_ENV
+from paraclip_pipeline.settings import DEFAULT_LLM_POOL_LIMIT
 from paraclip_pipeline.storage import write_text_atomic
 
 
-def local_instance_config() -> dict:
-    llm_limit = int(os.environ.get(LLM_POOL_LIMIT_ENV, "2"))
+def local_instance_config(llm_limit: int = DEFAULT_LLM_POOL_LIMIT) -> dict:
+    """``llm_limit`` is ``Settings.llm_pool_limit`` (``PARACLIP_LLM_CONCURRENCY``)."""
     return {
         "telemetry": {"enabled": False},
         "nux": {"enabled": False},
@@ -40,11 +40,12 @@ def local_instance_config() -> dict:
     }
 
 
-def prepare_dagster_home(dagster_home: Path) -> Path:
+def prepare_dagster_home(dagster_home: Path, llm_limit: int = DEFAULT_LLM_POOL_LIMIT) -> Path:
     """Create DAGSTER_HOME with a dagster.yaml unless the user already wrote one."""
     dagster_home.mkdir(parents=True, exist_ok=True)
     config_path = dagster_home / "dagster.yaml"
     if not config_path.exists():
-        write_text_atomic(yaml.safe_dump(local_instance_config(), sort_keys=False), config_path)
+        config = local_instance_config(llm_limit)
+        write_text_atomic(yaml.safe_dump(config, sort_keys=False), config_path)
     os.environ["DAGSTER_HOME"] = str(dagster_home)
     return dagster_home

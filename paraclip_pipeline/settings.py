@@ -1,5 +1,7 @@
 """Deployment settings read from the environment, with offline defaults for a repo checkout.
 
+The one place the pipeline's environment variables are read: ``defs/resources.py`` builds
+the Dagster resources from a ``Settings``, and ``instance.py`` the local dagster.yaml.
 Only values that must be known when the code location loads live here (the filter rules
 path feeds ``filtered_pairs``' code version); everything tunable per run is a Dagster
 resource field instead, so the launchpad can change it.
@@ -11,7 +13,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from paraclip_pipeline.storage import STORAGE_ROOT_ENV, default_storage_root
+from paraclip_pipeline.storage import DEFAULT_STORAGE_ROOT, STORAGE_ROOT_ENV
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -23,20 +25,30 @@ TRAIN_CONFIG_ENV = "PARACLIP_TRAIN_CONFIG"
 MODEL_PROFILE_ENV = "PARACLIP_MODEL_PROFILE"
 REFRESH_CRON_ENV = "PARACLIP_REFRESH_CRON"
 LLM_POOL_LIMIT_ENV = "PARACLIP_LLM_CONCURRENCY"
+LLM_BACKEND_ENV = "PARACLIP_LLM_BACKEND"
+LLM_MODEL_ENV = "PARACLIP_LLM_MODEL"
+LLM_BASE_URL_ENV = "PARACLIP_LLM_BASE_URL"
+LLM_API_KEY_ENV_ENV = "PARACLIP_LLM_API_KEY_ENV"
+DEFAULT_LLM_POOL_LIMIT = 2
 
 
-def _path_from_env(name: str, default: Path) -> Path:
-    value = os.environ.get(name)
-    return Path(value).expanduser().resolve() if value else default
+def _env(name: str) -> str | None:
+    # Compose passes unset variables as empty strings: treat those as unset.
+    return os.environ.get(name) or None
+
+
+def _path_from_env(name: str) -> Path | None:
+    value = _env(name)
+    return Path(value).expanduser().resolve() if value else None
 
 
 def _image_root() -> Path | None:
     """Where relative image paths resolve: ``PARACLIP_IMAGE_ROOT`` when set, so shards
     anywhere can name images in one tree; else the demo's ``data/images`` for the bundled
     shards, and each shard's own directory (None) for another shard location."""
-    if os.environ.get(IMAGE_ROOT_ENV):
-        return _path_from_env(IMAGE_ROOT_ENV, REPO_ROOT)
-    return None if os.environ.get(SHARDS_LOCATION_ENV) else REPO_ROOT / "data" / "images"
+    if _env(IMAGE_ROOT_ENV):
+        return _path_from_env(IMAGE_ROOT_ENV)
+    return None if _env(SHARDS_LOCATION_ENV) else REPO_ROOT / "data" / "images"
 
 
 @dataclass(frozen=True)
@@ -46,31 +58,36 @@ class Settings:
     image_root: Path | None
     filter_rules_path: Path
     train_config_path: Path
+    # No default: the STS data lives outside the repository (make exports the shared copy).
     sts_dir: Path | None
     model_profile: str
     refresh_cron: str
+    # The paraphraser's backend and endpoint; the other paraphraser fields are launchpad knobs.
+    llm_backend: str = "wordnet"
+    llm_model: str | None = None
+    llm_base_url: str | None = None
+    llm_api_key_env: str | None = None
+    # Pool limit of llm_backend in a new local instance's dagster.yaml.
+    llm_pool_limit: int = DEFAULT_LLM_POOL_LIMIT
 
     @classmethod
     def from_env(cls) -> Settings:
-        default_sts = REPO_ROOT.parent / "shared" / "data" / "sts"
-        sts_value = os.environ.get(STS_DIR_ENV)
-        if sts_value:
-            sts_dir: Path | None = Path(sts_value).expanduser().resolve()
-        else:
-            sts_dir = default_sts if default_sts.is_dir() else None
         return cls(
-            storage_root=default_storage_root(),
-            shards_location=os.environ.get(SHARDS_LOCATION_ENV, str(REPO_ROOT / "data" / "shards")),
+            storage_root=_path_from_env(STORAGE_ROOT_ENV) or Path(DEFAULT_STORAGE_ROOT).resolve(),
+            shards_location=_env(SHARDS_LOCATION_ENV) or str(REPO_ROOT / "data" / "shards"),
             image_root=_image_root(),
-            filter_rules_path=_path_from_env(
-                FILTER_RULES_ENV, REPO_ROOT / "data" / "filter_rules.yaml"
-            ),
-            train_config_path=_path_from_env(
-                TRAIN_CONFIG_ENV, REPO_ROOT / "data" / "configs" / "train_offline.yaml"
-            ),
-            sts_dir=sts_dir,
-            model_profile=os.environ.get(MODEL_PROFILE_ENV, "offline-minilm"),
-            refresh_cron=os.environ.get(REFRESH_CRON_ENV, "0 2 * * *"),
+            filter_rules_path=_path_from_env(FILTER_RULES_ENV)
+            or REPO_ROOT / "data" / "filter_rules.yaml",
+            train_config_path=_path_from_env(TRAIN_CONFIG_ENV)
+            or REPO_ROOT / "data" / "configs" / "train_offline.yaml",
+            sts_dir=_path_from_env(STS_DIR_ENV),
+            model_profile=_env(MODEL_PROFILE_ENV) or "offline-minilm",
+            refresh_cron=_env(REFRESH_CRON_ENV) or "0 2 * * *",
+            llm_backend=_env(LLM_BACKEND_ENV) or "wordnet",
+            llm_model=_env(LLM_MODEL_ENV),
+            llm_base_url=_env(LLM_BASE_URL_ENV),
+            llm_api_key_env=_env(LLM_API_KEY_ENV_ENV),
+            llm_pool_limit=int(_env(LLM_POOL_LIMIT_ENV) or DEFAULT_LLM_POOL_LIMIT),
         )
 
 

@@ -25,10 +25,6 @@ STORAGE_ROOT_ENV = "PARACLIP_STORAGE_ROOT"
 DEFAULT_STORAGE_ROOT = "storage"
 
 
-def default_storage_root() -> Path:
-    return Path(os.environ.get(STORAGE_ROOT_ENV, DEFAULT_STORAGE_ROOT)).resolve()
-
-
 @dataclass(frozen=True)
 class StorageLayout:
     """Where each kind of output lives under the storage root."""

@@ -7,7 +7,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
 
-import torch  # noqa: E402
+import torch
 
 # Two cores: keep each test from oversubscribing them.
 torch.set_num_threads(1)

@@ -6,6 +6,7 @@ location flows through the whole graph without anyone clicking.
 
 import dagster as dg
 
+from paraclip_pipeline.asset_names import FILTERED_PAIRS
 from paraclip_pipeline.defs.captions import raw_captions
 from paraclip_pipeline.defs.paraphrases import stage1_paraphrases, stage2_paraphrases
 from paraclip_pipeline.defs.partitions import caption_shards
@@ -19,12 +20,12 @@ from paraclip_pipeline.lineage.event_log import (
 )
 from paraclip_pipeline.sources.changes import ScanCursor, scan_for_changes
 
-FILTERED_PAIRS = dg.AssetKey("filtered_pairs")
+FILTERED_PAIRS_KEY = dg.AssetKey(FILTERED_PAIRS)
 PER_SHARD_ASSETS = [
     raw_captions.key,
     stage1_paraphrases.key,
     stage2_paraphrases.key,
-    FILTERED_PAIRS,
+    FILTERED_PAIRS_KEY,
     image_embeddings.key,
 ]
 LLM_TAG = "paraclip/llm_backend"
@@ -85,7 +86,7 @@ def refresh_requests(
     """Shards whose per-shard outputs are missing or stale, and retraining when pairs changed."""
     shards = instance.get_dynamic_partitions(caption_shards.name)
     raw = latest_partition_versions(instance, raw_captions.key)
-    pairs = latest_partition_records(instance, FILTERED_PAIRS)
+    pairs = latest_partition_records(instance, FILTERED_PAIRS_KEY)
     embeddings = latest_partition_versions(instance, image_embeddings.key)
     requests = []
     for shard in shards:

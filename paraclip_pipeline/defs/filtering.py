@@ -11,6 +11,7 @@ import dagster as dg
 import pyarrow as pa
 
 from paraclip_pipeline import schema
+from paraclip_pipeline.asset_names import FILTERED_PAIRS, FILTERED_PAIRS_REJECTED
 from paraclip_pipeline.defs.metadata import records_table, table_preview
 from paraclip_pipeline.defs.partitions import caption_shards
 from paraclip_pipeline.defs.resources import SentenceEncoderResource, StorageResource
@@ -21,7 +22,6 @@ from paraclip_pipeline.storage import table_fingerprint, write_parquet_atomic
 
 FILTER_GROUP = "filtering"
 FILTER_LOGIC_VERSION = "filter-v1"
-REJECTED_ASSET_DIR = "filtered_pairs_rejected"
 
 SCHEMA_CHECK = "schema_matches"
 NO_NULL_TEXT_CHECK = "no_null_text"
@@ -35,7 +35,7 @@ def filtered_pairs_code_version(rules: RuleSet) -> str:
 
 
 def _blocking(name: str, description: str) -> dg.AssetCheckSpec:
-    return dg.AssetCheckSpec(name, asset="filtered_pairs", blocking=True, description=description)
+    return dg.AssetCheckSpec(name, asset=FILTERED_PAIRS, blocking=True, description=description)
 
 
 def build_filtered_pairs(rules_path: Path) -> dg.AssetsDefinition:
@@ -43,7 +43,7 @@ def build_filtered_pairs(rules_path: Path) -> dg.AssetsDefinition:
     rules = load_rules(rules_path)
 
     @dg.asset(
-        name="filtered_pairs",
+        name=FILTERED_PAIRS,
         partitions_def=caption_shards,
         group_name=FILTER_GROUP,
         code_version=filtered_pairs_code_version(rules),
@@ -72,7 +72,9 @@ def build_filtered_pairs(rules_path: Path) -> dg.AssetsDefinition:
         encoder = sentence_encoder.load() if rules.needs_encoder else None
         outcome = apply_filter_rules(pairs, rules, encoder)
 
-        rejected_path = storage.layout.partition_file(REJECTED_ASSET_DIR, context.partition_key)
+        rejected_path = storage.layout.partition_file(
+            FILTERED_PAIRS_REJECTED, context.partition_key
+        )
         write_parquet_atomic(outcome.rejected, rejected_path)
 
         kept = outcome.kept
@@ -156,7 +158,7 @@ def check_filtered_pairs(
 
 def build_rules_current_check(code_version: str) -> dg.AssetChecksDefinition:
     @dg.asset_check(
-        asset="filtered_pairs",
+        asset=FILTERED_PAIRS,
         name=RULES_CURRENT_CHECK,
         description=(
             "Lists shards whose filtered_pairs were built with older filter rules. Dagster's "
@@ -168,7 +170,7 @@ def build_rules_current_check(code_version: str) -> dg.AssetChecksDefinition:
         context: dg.AssetCheckExecutionContext,
     ) -> dg.AssetCheckResult:
         stale = stale_code_version_partitions(
-            context.instance, dg.AssetKey("filtered_pairs"), code_version
+            context.instance, dg.AssetKey(FILTERED_PAIRS), code_version
         )
         return dg.AssetCheckResult(
             passed=not stale,

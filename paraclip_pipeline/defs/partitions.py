@@ -3,3 +3,11 @@
 import dagster as dg
 
 caption_shards = dg.DynamicPartitionsDefinition(name="caption_shards")
+
+# Training and the report read every shard's partition at once.
+ALL_SHARDS = dg.AssetIn(
+    partition_mapping=dg.AllPartitionMapping(),
+    # A shard that failed (bad input) must not block training on the others; the
+    # manifest lists exactly which shards were used.
+    metadata={"allow_missing_partitions": True},
+)

@@ -7,11 +7,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from paraclip_pipeline import schema
+from paraclip_pipeline.asset_names import FILTERED_PAIRS, TEXT_ENCODER_CHECKPOINT
+from paraclip_pipeline.defs.partitions import ALL_SHARDS
 from paraclip_pipeline.defs.resources import ClipModelResource, EvaluationResource, StorageResource
-from paraclip_pipeline.defs.training import ALL_SHARDS
 
 REPORT_GROUP = "evaluation"
-CHECKPOINT_KEY = dg.AssetKey("text_encoder_checkpoint")
+CHECKPOINT_KEY = dg.AssetKey(TEXT_ENCODER_CHECKPOINT)
 
 
 def _latest_checkpoint_dir(instance: dg.DagsterInstance) -> Path:
@@ -27,7 +28,7 @@ def _latest_checkpoint_dir(instance: dg.DagsterInstance) -> Path:
     code_version="report-v1",
     kinds={"html", "markdown"},
     deps=[CHECKPOINT_KEY],
-    ins={"filtered_pairs": ALL_SHARDS},
+    ins={FILTERED_PAIRS: ALL_SHARDS},
     automation_condition=dg.AutomationCondition.eager(),
 )
 def benchmark_report(
@@ -40,6 +41,7 @@ def benchmark_report(
     """The paper's evaluation, baseline and fine-tuned side by side, as Markdown + HTML."""
     from paraclip_pipeline.evaluation.report import render_report
     from paraclip_pipeline.evaluation.suite import EvaluationConfig, run_suite
+    from paraclip_pipeline.modeling.profiles import get_profile
 
     checkpoint_dir = _latest_checkpoint_dir(context.instance)
     heldout = pa.concat_tables(filtered_pairs[shard] for shard in sorted(filtered_pairs))
@@ -53,7 +55,7 @@ def benchmark_report(
     baseline = run_suite(clip_model.load(), config, heldout)
     finetuned = run_suite(clip_model.load(checkpoint=checkpoint_dir), config, heldout)
     notes = []
-    if clip_model.profile.startswith("offline") or clip_model.profile.startswith("tiny"):
+    if get_profile(clip_model.profile).pretrained is None:
         notes.append(
             f"Model profile '{clip_model.profile}' has a randomly initialised image tower (no "
             "pretrained image weights are available offline): image-side numbers measure the "

@@ -2,7 +2,8 @@
 
 Each resource is a ConfigurableResource so the launchpad and tests can swap it; the
 objects they build (paraphrase backends, sentence encoder, CLIP model) come from the
-plain modules and know nothing of Dagster.
+plain modules and know nothing of Dagster. ``default_resources`` builds them from
+``Settings``, the one place the environment is read.
 """
 
 from pathlib import Path
@@ -159,11 +160,10 @@ def default_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
             image_root=str(settings.image_root) if settings.image_root else None,
         ),
         "paraphraser": ParaphraserResource(
-            backend=dg.EnvVar("PARACLIP_LLM_BACKEND").get_value() or "wordnet",  # type: ignore[arg-type]
-            model=dg.EnvVar("PARACLIP_LLM_MODEL").get_value() or None,
-            # Compose passes unset variables as empty strings: treat those as unset.
-            base_url=dg.EnvVar("PARACLIP_LLM_BASE_URL").get_value() or None,
-            api_key_env=dg.EnvVar("PARACLIP_LLM_API_KEY_ENV").get_value() or None,
+            backend=settings.llm_backend,  # type: ignore[arg-type]
+            model=settings.llm_model,
+            base_url=settings.llm_base_url,
+            api_key_env=settings.llm_api_key_env,
         ),
         "clip_model": ClipModelResource(profile=settings.model_profile),
         "sentence_encoder": SentenceEncoderResource(),

@@ -11,8 +11,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from paraclip_pipeline import schema
+from paraclip_pipeline.asset_names import FILTERED_PAIRS, IMAGE_EMBEDDINGS
 from paraclip_pipeline.defs.metadata import records_table, report_unusable_images
-from paraclip_pipeline.defs.partitions import caption_shards
+from paraclip_pipeline.defs.partitions import ALL_SHARDS, caption_shards
 from paraclip_pipeline.defs.resources import ClipModelResource, StorageResource, TrainingResource
 from paraclip_pipeline.lineage.manifest import ShardRows, shard_inputs
 from paraclip_pipeline.storage import table_fingerprint
@@ -26,12 +27,6 @@ MODEL_GROUP = "model"
 # Why image_embeddings could not use a row's image (paths dropped at ingestion are
 # counted by raw_captions).
 IMAGE_UNREADABLE = "unreadable"
-ALL_SHARDS = dg.AssetIn(
-    partition_mapping=dg.AllPartitionMapping(),
-    # A shard that failed (bad input) must not block training on the others; the
-    # manifest lists exactly which shards were used.
-    metadata={"allow_missing_partitions": True},
-)
 
 
 @dg.asset(
@@ -120,7 +115,7 @@ def _loss_plot_markdown(loss_history: list[dict[str, float]]) -> str:
     group_name=MODEL_GROUP,
     code_version="checkpoint-v1",
     kinds={"pytorch", "safetensors"},
-    ins={"filtered_pairs": ALL_SHARDS, "image_embeddings": ALL_SHARDS},
+    ins={FILTERED_PAIRS: ALL_SHARDS, IMAGE_EMBEDDINGS: ALL_SHARDS},
     automation_condition=dg.AutomationCondition.eager(),
 )
 def text_encoder_checkpoint(

@@ -26,7 +26,8 @@ from paraclip_pipeline.evaluation.encoders import (
     checked_embeddings,
     encode_unique_texts,
 )
-from paraclip_pipeline.evaluation.errors import BenchmarkDataError, read_json_file
+from paraclip_pipeline.evaluation.errors import BenchmarkDataError
+from paraclip_pipeline.evaluation.reading import read_json_file
 from paraclip_pipeline.evaluation.results import BenchmarkResult
 
 BENCHMARK_NAME = "aro"

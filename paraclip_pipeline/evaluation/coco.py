@@ -20,7 +20,8 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from paraclip_pipeline.evaluation.encoders import TextImageEncoder, checked_embeddings
-from paraclip_pipeline.evaluation.errors import BenchmarkDataError, read_json_file
+from paraclip_pipeline.evaluation.errors import BenchmarkDataError
+from paraclip_pipeline.evaluation.reading import read_json_file
 
 # Images decoded per encode_images call; bounds memory for a 5k-image gallery.
 IMAGE_CHUNK = 256

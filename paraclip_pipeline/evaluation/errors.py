@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 
 class EvaluationError(Exception):
@@ -46,12 +44,3 @@ class EncoderOutputError(EvaluationError):
 
 class ReportError(EvaluationError):
     """The results handed to the report cannot be compared (e.g. different benchmarks' metrics)."""
-
-
-def read_json_file(path: Path) -> Any:
-    """A benchmark's JSON file, or a BenchmarkDataError naming it when it is not valid JSON."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
-    except json.JSONDecodeError as error:
-        raise BenchmarkDataError(path, f"not valid JSON ({error})") from None

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from paraclip_pipeline.evaluation import aro, coco, paraphrase_retrieval, retrieval, sts
+from paraclip_pipeline.evaluation import aro, coco, image_text_retrieval, paraphrase_retrieval, sts
 from paraclip_pipeline.evaluation.encoders import TextImageEncoder
 from paraclip_pipeline.evaluation.results import BenchmarkResult, SuiteResult
 
@@ -96,14 +96,16 @@ def _coco_benchmarks(
             BenchmarkResult.absent(
                 paraphrase_retrieval.COCO_NAME, paraphrase_retrieval.COCO_TITLE, reason
             ),
-            BenchmarkResult.absent(retrieval.BENCHMARK_NAME, retrieval.BENCHMARK_TITLE, reason),
+            BenchmarkResult.absent(
+                image_text_retrieval.BENCHMARK_NAME, image_text_retrieval.BENCHMARK_TITLE, reason
+            ),
         )
     images_dir = config.coco_images or captions_json.parent
     images = coco.load_karpathy_split(captions_json, images_dir, config.coco_split)
     gallery = coco.embed_images(
         encoder, images, config.image_batch_size, config.coco_embeddings_file
     )
-    zero_shot = retrieval.evaluate_zero_shot_retrieval(
+    zero_shot = image_text_retrieval.evaluate_zero_shot_retrieval(
         encoder, images, gallery, config.text_batch_size
     )
     paraphrase_file = config.coco_paraphrase_file

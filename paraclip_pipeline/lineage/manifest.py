@@ -15,12 +15,18 @@ from dataclasses import dataclass
 
 import dagster as dg
 
+from paraclip_pipeline.asset_names import (
+    FILTERED_PAIRS,
+    IMAGE_EMBEDDINGS,
+    RAW_CAPTIONS,
+    STAGE1_PARAPHRASES,
+    STAGE2_PARAPHRASES,
+)
 from paraclip_pipeline.lineage.event_log import latest_partition_versions
 
-FILTERED_PAIRS = "filtered_pairs"
-UPSTREAM_CHAIN = ("stage2_paraphrases", "stage1_paraphrases", "raw_captions", "image_embeddings")
 # Assets filtered_pairs is computed from; image_embeddings feeds training directly.
-FILTER_INPUTS = ("stage2_paraphrases", "stage1_paraphrases", "raw_captions")
+FILTER_INPUTS = (STAGE2_PARAPHRASES, STAGE1_PARAPHRASES, RAW_CAPTIONS)
+UPSTREAM_CHAIN = (*FILTER_INPUTS, IMAGE_EMBEDDINGS)
 
 
 @dataclass(frozen=True)

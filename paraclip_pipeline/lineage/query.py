@@ -21,17 +21,20 @@ from typing import Any
 
 import dagster as dg
 
-from paraclip_pipeline import schema
+from paraclip_pipeline import asset_names, schema
 from paraclip_pipeline.lineage.event_log import records_by_storage_id
+from paraclip_pipeline.modeling.checkpoint_format import (
+    MANIFEST_FILE,
+    CheckpointError,
+    trained_caption_ids_path,
+)
+from paraclip_pipeline.modeling.checkpoint_format import read_manifest as read_checkpoint_manifest
 from paraclip_pipeline.storage import StorageLayout
 
-MANIFEST_NAME = "manifest.json"
-TRAINED_IDS_DEFAULT = "trained_caption_ids.parquet"
-FILTERED = dg.AssetKey("filtered_pairs")
-STAGE2 = dg.AssetKey("stage2_paraphrases")
-STAGE1 = dg.AssetKey("stage1_paraphrases")
-RAW = dg.AssetKey("raw_captions")
-REJECTED_DIR = "filtered_pairs_rejected"
+FILTERED = dg.AssetKey(asset_names.FILTERED_PAIRS)
+STAGE2 = dg.AssetKey(asset_names.STAGE2_PARAPHRASES)
+STAGE1 = dg.AssetKey(asset_names.STAGE1_PARAPHRASES)
+RAW = dg.AssetKey(asset_names.RAW_CAPTIONS)
 DETAIL_ALL_UP_TO = 50  # shards; beyond this, event-log detail only for shards asked about
 
 
@@ -118,12 +121,12 @@ def _short(value: str | None) -> str | None:
 def resolve_checkpoint_dir(target: str, layout: StorageLayout) -> Path:
     """A checkpoint directory, its manifest.json, or the id of the run that wrote it."""
     path = Path(target)
-    if path.name == MANIFEST_NAME and path.is_file():
+    if path.name == MANIFEST_FILE and path.is_file():
         return path.parent
-    if (path / MANIFEST_NAME).is_file():
+    if (path / MANIFEST_FILE).is_file():
         return path
     by_run = layout.checkpoints_dir / target
-    if (by_run / MANIFEST_NAME).is_file():
+    if (by_run / MANIFEST_FILE).is_file():
         return by_run
     raise LineageError(
         f"{target!r} is neither a checkpoint directory, a manifest.json, nor a run id with a "
@@ -133,9 +136,9 @@ def resolve_checkpoint_dir(target: str, layout: StorageLayout) -> Path:
 
 def read_manifest(checkpoint_dir: Path) -> dict[str, Any]:
     try:
-        return json.loads((checkpoint_dir / MANIFEST_NAME).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as error:
-        raise LineageError(f"cannot read {checkpoint_dir / MANIFEST_NAME}: {error}") from error
+        return read_checkpoint_manifest(checkpoint_dir)
+    except (OSError, CheckpointError) as error:
+        raise LineageError(f"cannot read {checkpoint_dir / MANIFEST_FILE}: {error}") from error
 
 
 CHAIN = (FILTERED, STAGE2, STAGE1, RAW)
@@ -194,10 +197,6 @@ def shard_lineage(
     return shards
 
 
-def trained_ids_path(checkpoint_dir: Path, manifest: Mapping[str, Any]) -> Path:
-    return checkpoint_dir / str(manifest.get("trained_caption_ids_file", TRAINED_IDS_DEFAULT))
-
-
 def trace_caption(
     caption_id: str, layout: StorageLayout, checkpoint_dir: Path, manifest: Mapping[str, Any]
 ) -> CaptionTrace:
@@ -216,13 +215,13 @@ def trace_caption(
         )
         return duckdb.execute(query, [[str(f) for f in files], caption_id]).fetchone()
 
-    raw = lookup("raw_captions", f"{schema.SHARD}, {schema.TEXT}, {schema.INPUT_ISSUE}")
+    raw = lookup(asset_names.RAW_CAPTIONS, f"{schema.SHARD}, {schema.TEXT}, {schema.INPUT_ISSUE}")
     if raw is None:
         raise LineageError(f"caption id {caption_id!r} is in no raw_captions partition")
-    stage1 = lookup("stage1_paraphrases", f"{schema.PARAPHRASE_1}, {schema.STATUS_1}")
-    stage2 = lookup("stage2_paraphrases", f"{schema.PARAPHRASE_2}, {schema.STATUS_2}")
-    kept = lookup("filtered_pairs", schema.SPLIT)
-    rejected = lookup(REJECTED_DIR, schema.REJECTED_BY)
+    stage1 = lookup(asset_names.STAGE1_PARAPHRASES, f"{schema.PARAPHRASE_1}, {schema.STATUS_1}")
+    stage2 = lookup(asset_names.STAGE2_PARAPHRASES, f"{schema.PARAPHRASE_2}, {schema.STATUS_2}")
+    kept = lookup(asset_names.FILTERED_PAIRS, schema.SPLIT)
+    rejected = lookup(asset_names.FILTERED_PAIRS_REJECTED, schema.REJECTED_BY)
     if kept is not None:
         verdict = "kept"
     elif rejected is not None:
@@ -230,9 +229,11 @@ def trace_caption(
     else:
         verdict = "not filtered yet"
     trained_in = []
-    for manifest_path in sorted(layout.checkpoints_dir.glob(f"*/{MANIFEST_NAME}")):
+    for manifest_path in sorted(layout.checkpoints_dir.glob(f"*/{MANIFEST_FILE}")):
         other = manifest_path.parent
-        if _caption_in_trained_ids(caption_id, trained_ids_path(other, read_manifest(other))):
+        if _caption_in_trained_ids(
+            caption_id, trained_caption_ids_path(other, read_manifest(other))
+        ):
             trained_in.append(str(other))
     return CaptionTrace(
         caption_id=caption_id,
@@ -246,7 +247,7 @@ def trace_caption(
         verdict=verdict,
         split=kept[0] if kept else None,
         trained_in_this_checkpoint=_caption_in_trained_ids(
-            caption_id, trained_ids_path(checkpoint_dir, manifest)
+            caption_id, trained_caption_ids_path(checkpoint_dir, manifest)
         ),
         trained_in=trained_in,
     )
@@ -278,7 +279,7 @@ def trace(
     manifest = read_manifest(checkpoint_dir)
     inputs = manifest.get("inputs")
     if not isinstance(inputs, list):
-        raise LineageError(f"{checkpoint_dir / MANIFEST_NAME} has no 'inputs' list")
+        raise LineageError(f"{checkpoint_dir / MANIFEST_FILE} has no 'inputs' list")
     caption = trace_caption(caption_id, layout, checkpoint_dir, manifest) if caption_id else None
     if shards is not None or caption is not None:
         detail_for: set[str] | None = set(shards or [])

@@ -13,6 +13,11 @@ import open_clip
 import torch
 from PIL import Image
 
+from paraclip_pipeline.modeling.checkpoint_format import (
+    WEIGHTS_FILE,
+    CheckpointError,
+    verify_checkpoint,
+)
 from paraclip_pipeline.modeling.profiles import MODEL_CONFIGS_DIR, ModelProfile
 
 _configs_registered = False
@@ -182,13 +187,6 @@ def load_clip(
     profile: ModelProfile, checkpoint: Path | None = None, device: str = "cpu"
 ) -> LoadedClip:
     """Build the profile's model; with ``checkpoint``, load its sha256-verified weights."""
-    # Imported here: the checkpoint module is part of training and imports this package.
-    from paraclip_pipeline.training.checkpoint import (
-        WEIGHTS_FILE,
-        CheckpointError,
-        verify_checkpoint,
-    )
-
     weights_file = None
     if checkpoint is not None:
         manifest = verify_checkpoint(checkpoint)

@@ -1,14 +1,8 @@
-"""Checkpoint files: final model + manifest, verification, and resumable training state.
+"""Writing checkpoints (torch side) and the resumable training state.
 
-Final checkpoint directory (built in a temporary sibling, then renamed into place so a
-reader never sees half of one)::
-
-    model.safetensors          state dict of the FULL open_clip model
-    open_clip_config.json      {"model_cfg", "preprocess_cfg"}: open_clip "local-dir:" loading
-    trained_caption_ids.parquet  the exact rows trained on (one caption_id column; DuckDB-joinable)
-    hf_text/                   HF text tower export (save_pretrained + projection), if any
-    tokenizer files            beside the config, for open_clip "local-dir:" (HF towers only)
-    manifest.json              config, profile, code version, metrics, inputs, sha256s
+The format (file names, manifest, verification) lives in ``modeling.checkpoint_format``,
+so readers never import the training package. The final checkpoint directory is built in
+a temporary sibling, then renamed into place so a reader never sees half of one.
 
 Training state (``<output_dir>.train-state/step-NNNNNNNN/``) is written every N steps
 the same way and removed once the final checkpoint is in place.
@@ -29,37 +23,42 @@ from typing import Any
 
 import open_clip
 import pyarrow as pa
-import pyarrow.parquet as pq
 import torch
 from safetensors.torch import load_file, save_file
 
 from paraclip_pipeline import schema
+from paraclip_pipeline.modeling.checkpoint_format import (
+    CAPTION_IDS_FILE,
+    CHECKPOINT_FORMAT,
+    HF_EXPORT_DIR,
+    HF_PROJECTION_FILE,
+    MANIFEST_FILE,
+    OPEN_CLIP_CONFIG_FILE,
+    WEIGHTS_FILE,
+    CheckpointError,
+)
 from paraclip_pipeline.modeling.profiles import ModelProfile
 from paraclip_pipeline.storage import sha256_file, write_parquet_atomic, write_text_atomic
 
-CHECKPOINT_FORMAT = "paraclip-checkpoint-v1"
-WEIGHTS_FILE = "model.safetensors"
-MANIFEST_FILE = "manifest.json"
-OPEN_CLIP_CONFIG_FILE = "open_clip_config.json"
-CAPTION_IDS_FILE = "trained_caption_ids.parquet"
-HF_EXPORT_DIR = "hf_text"
-HF_PROJECTION_FILE = "projection.safetensors"
 STATE_WEIGHTS_FILE = "trainable.safetensors"
 STATE_TORCH_FILE = "optimizer_scheduler.pt"
 STATE_META_FILE = "state.json"
-# Sources whose change changes what a checkpoint means: hashed into its code version.
-_CODE_VERSION_SOURCES = ("losses.py", "loop.py", "checkpoint.py", "config.py", "distributed.py")
 
 
-class CheckpointError(RuntimeError):
-    """A checkpoint or training state that is missing, incomplete or tampered with."""
+def training_sources() -> list[Path]:
+    """Every module of the training package, found by glob (a new file is included).
+
+    A change to any of them changes what a checkpoint means, so all are hashed into its
+    code version.
+    """
+    return sorted(Path(__file__).parent.glob("*.py"))
 
 
 def code_version() -> dict[str, str]:
-    training_dir = Path(__file__).parent
     digest = hashlib.sha256()
-    for name in _CODE_VERSION_SOURCES:
-        digest.update((training_dir / name).read_bytes())
+    for source in training_sources():
+        digest.update(source.name.encode())
+        digest.update(source.read_bytes())
     return {
         "paraclip_pipeline": metadata.version("paraclip-pipeline"),
         "training_code_sha256": digest.hexdigest(),
@@ -158,44 +157,6 @@ def write_checkpoint(
         }
         write_text_atomic(json.dumps(manifest, indent=2, default=str), staging / MANIFEST_FILE)
     return manifest
-
-
-def read_manifest(checkpoint_dir: Path) -> dict[str, Any]:
-    manifest_path = Path(checkpoint_dir) / MANIFEST_FILE
-    if not manifest_path.is_file():
-        raise CheckpointError(f"{checkpoint_dir} is not a checkpoint: {MANIFEST_FILE} is missing")
-    try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise CheckpointError(f"{manifest_path} is not valid JSON: {error}") from error
-    if not isinstance(manifest, dict) or manifest.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{manifest_path} is not a {CHECKPOINT_FORMAT} manifest")
-    return manifest
-
-
-def verify_checkpoint(checkpoint_dir: Path) -> dict[str, Any]:
-    """The manifest, after checking every file it names against its recorded sha256."""
-    checkpoint_dir = Path(checkpoint_dir)
-    manifest = read_manifest(checkpoint_dir)
-    for file_key, sha_key in (
-        ("weights_file", "weights_sha256"),
-        ("trained_caption_ids_file", "trained_caption_ids_sha256"),
-    ):
-        path = checkpoint_dir / manifest[file_key]
-        if not path.is_file():
-            raise CheckpointError(f"checkpoint {checkpoint_dir}: {path.name} is missing")
-        actual = sha256_file(path)
-        if actual != manifest[sha_key]:
-            raise CheckpointError(
-                f"checkpoint {checkpoint_dir}: {path.name} has sha256 {actual}, the manifest "
-                f"records {manifest[sha_key]}; the file was modified or corrupted, refusing it"
-            )
-    return manifest
-
-
-def read_trained_caption_ids(checkpoint_dir: Path, manifest: dict[str, Any]) -> list[str]:
-    path = Path(checkpoint_dir) / manifest["trained_caption_ids_file"]
-    return pq.read_table(path).column(schema.CAPTION_ID).to_pylist()
 
 
 def save_training_state(

@@ -26,7 +26,8 @@ from dagster_pipes import PipesEnvVarParamsLoader, open_dagster_pipes
 from paraclip_pipeline.modeling.profiles import ModelProfile
 from paraclip_pipeline.storage import write_parquet_atomic, write_text_atomic
 from paraclip_pipeline.training.config import TrainConfig
-from paraclip_pipeline.training.loop import DistContext, LogFn, prepare_training_data, run_training
+from paraclip_pipeline.training.data import prepare_training_data
+from paraclip_pipeline.training.loop import DistContext, LogFn, run_training
 
 JOB_FILE = "job.json"
 

@@ -1,10 +1,10 @@
-"""ParaCLIP fine-tuning of the text tower on cached image embeddings.
+"""ParaCLIP fine-tuning of the text tower on cached image embeddings: the loop.
 
 Only the text tower (and the logit scale, unless the temperature is fixed) is in the
-optimizer. The image tower is frozen and never run: L1 uses the image embeddings
-computed once per shard. The data order of every epoch is a pure function of
-``(seed, epoch)`` and the global batch is split across ranks in rank order, so a run
-resumed from a saved state, or run on N processes, sees exactly the same batches.
+optimizer (``optim``). The image tower is frozen and never run: L1 uses the image
+embeddings computed once per shard. The data order of every epoch is a pure function of
+``(seed, epoch)`` (``data``) and the global batch is split across ranks in rank order, so
+a run resumed from a saved state, or run on N processes, sees exactly the same batches.
 """
 
 from __future__ import annotations
@@ -22,14 +22,16 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
-from paraclip_pipeline import schema
+from paraclip_pipeline.modeling.checkpoint_format import (
+    CheckpointError,
+    read_trained_caption_ids,
+    verify_checkpoint,
+)
 from paraclip_pipeline.modeling.factory import (
-    LoadedClip,
     load_clip,
     resolved_model_config,
     trailing_pad_id,
@@ -37,136 +39,29 @@ from paraclip_pipeline.modeling.factory import (
 )
 from paraclip_pipeline.modeling.profiles import ModelProfile
 from paraclip_pipeline.training.checkpoint import (
-    CheckpointError,
     load_latest_training_state,
-    read_trained_caption_ids,
     remove_training_state,
     save_training_state,
     state_root_for,
-    verify_checkpoint,
     write_checkpoint,
 )
 from paraclip_pipeline.training.config import TrainConfig
+from paraclip_pipeline.training.data import (
+    TrainingData,
+    check_image_embeddings,
+    epoch_order,
+    micro_batch_size,
+    prepare_training_data,
+    tokenize,
+)
 from paraclip_pipeline.training.losses import LossTerms, ParaClipLoss
+from paraclip_pipeline.training.optim import freeze_image_tower, make_optimizer, make_scheduler
 
 LogFn = Callable[[str], None]
 # open_clip clamps the learned logit scale at 100 (log 100) for stability.
 MAX_LOG_LOGIT_SCALE = math.log(100.0)
 # Config fields that change neither the result nor its meaning (excluded from the fingerprint).
 _FINGERPRINT_EXCLUDED = {"nproc", "device", "log_every_steps", "checkpoint_every_steps"}
-
-
-class TrainingDataError(ValueError):
-    """Training input (pairs or image embeddings) that cannot be trained on as it is."""
-
-
-@dataclass(frozen=True)
-class TrainingData:
-    """Train-split rows, sorted by caption_id, with image embeddings aligned to them."""
-
-    caption_ids: list[str]
-    captions: list[str]
-    paraphrases1: list[str]
-    paraphrases2: list[str]
-    image_embeddings: np.ndarray  # (rows, dim) float32; zero rows where there is no image
-    has_image: np.ndarray  # (rows,) bool
-    image_embedding_models: frozenset[str]
-    rows_without_embedding_row: int
-
-    def __len__(self) -> int:
-        return len(self.caption_ids)
-
-    def fingerprint(self) -> str:
-        digest = hashlib.sha256()
-        for column in (self.caption_ids, self.captions, self.paraphrases1, self.paraphrases2):
-            digest.update(json.dumps(column).encode())
-        digest.update(self.image_embeddings.tobytes())
-        digest.update(self.has_image.tobytes())
-        return digest.hexdigest()
-
-
-def _require_columns(table: pa.Table, expected: pa.Schema, what: str) -> None:
-    missing = [name for name in expected.names if name not in table.column_names]
-    if missing:
-        raise TrainingDataError(f"{what} lacks columns {missing}; it has {table.column_names}")
-
-
-def _first_caption_id(table: pa.Table, mask: pa.ChunkedArray) -> str:
-    return str(table.filter(mask).column(schema.CAPTION_ID)[0])
-
-
-def _embedding_matrix(joined: pa.Table) -> tuple[np.ndarray, np.ndarray]:
-    has_image = pc.fill_null(joined.column(schema.HAS_IMAGE), False)
-    embeddings = joined.column(schema.IMAGE_EMBEDDING)
-    missing = pc.and_(has_image, pc.is_null(embeddings))
-    if pc.any(missing).as_py():
-        raise TrainingDataError(
-            f"image_embeddings row caption_id={_first_caption_id(joined, missing)!r} has "
-            f"{schema.HAS_IMAGE}=true but a null {schema.IMAGE_EMBEDDING}"
-        )
-    mask = has_image.to_numpy(zero_copy_only=False).astype(bool)
-    with_image = embeddings.filter(has_image)
-    lengths = pc.list_value_length(with_image).to_numpy(zero_copy_only=False)
-    dim = int(lengths[0]) if len(lengths) else 0
-    if len(lengths) and (lengths != dim).any():
-        bad = joined.filter(has_image).column(schema.CAPTION_ID)[int(np.argmax(lengths != dim))]
-        raise TrainingDataError(
-            f"image_embeddings row caption_id={bad} has a {schema.IMAGE_EMBEDDING} of length "
-            f"{int(lengths[np.argmax(lengths != dim)])}, other rows have {dim}"
-        )
-    matrix = np.zeros((len(joined), dim), np.float32)
-    if dim:
-        flat = pc.list_flatten(with_image).to_numpy(zero_copy_only=False)
-        matrix[mask] = flat.astype(np.float32).reshape(-1, dim)
-    return matrix, mask
-
-
-def prepare_training_data(pairs: pa.Table, image_embeddings: pa.Table) -> TrainingData:
-    """Keep ``split == "train"``, join image embeddings by caption_id, sort by caption_id.
-
-    A pair with no image-embedding row at all trains without an image (L2, L3 only).
-    """
-    _require_columns(pairs, schema.FILTERED_PAIRS_SCHEMA, "filtered pairs")
-    _require_columns(image_embeddings, schema.IMAGE_EMBEDDINGS_SCHEMA, "image embeddings")
-    train = pairs.filter(pc.equal(pairs.column(schema.SPLIT), "train")).select(
-        [schema.CAPTION_ID, schema.TEXT, schema.PARAPHRASE_1, schema.PARAPHRASE_2]
-    )
-    for column in train.column_names:
-        nulls = pc.is_null(train.column(column))
-        if pc.any(nulls).as_py():
-            row = train.filter(nulls)
-            raise TrainingDataError(
-                f"filtered pairs: column {column!r} is null in a train row "
-                f"(caption_id={row.column(schema.CAPTION_ID)[0]})"
-            )
-    for table, what in ((train, "filtered pairs"), (image_embeddings, "image embeddings")):
-        ids = table.column(schema.CAPTION_ID)
-        if pc.count_distinct(ids).as_py() != len(ids):
-            counts = pc.value_counts(ids)
-            duplicate = counts.filter(pc.greater(counts.field("counts"), 1))[0]["values"]
-            raise TrainingDataError(f"{what}: caption_id {duplicate} appears more than once")
-    train = train.sort_by(schema.CAPTION_ID)
-    # A take by position instead of Table.join: Acero cannot carry list columns through a join.
-    positions = pc.index_in(
-        train.column(schema.CAPTION_ID), value_set=image_embeddings.column(schema.CAPTION_ID)
-    )
-    joined = train
-    for column in (schema.HAS_IMAGE, schema.IMAGE_EMBEDDING, schema.IMAGE_EMBEDDING_MODEL):
-        joined = joined.append_column(column, image_embeddings.column(column).take(positions))
-    matrix, has_image = _embedding_matrix(joined)
-    models = joined.filter(pc.fill_null(joined.column(schema.HAS_IMAGE), False)).column(
-        schema.IMAGE_EMBEDDING_MODEL
-    )
-    return TrainingData(
-        caption_ids=joined.column(schema.CAPTION_ID).to_pylist(),
-        captions=joined.column(schema.TEXT).to_pylist(),
-        paraphrases1=joined.column(schema.PARAPHRASE_1).to_pylist(),
-        paraphrases2=joined.column(schema.PARAPHRASE_2).to_pylist(),
-        image_embeddings=matrix,
-        has_image=has_image,
-        image_embedding_models=frozenset(models.unique().to_pylist()),
-        rows_without_embedding_row=int(pc.sum(pc.is_null(joined.column(schema.HAS_IMAGE))).as_py()),
-    )
 
 
 @dataclass
@@ -250,88 +145,9 @@ def run_fingerprint(profile: ModelProfile, config: TrainConfig, data: TrainingDa
     return hashlib.sha256(f"{payload}|{data.fingerprint()}".encode()).hexdigest()
 
 
-def lr_factor(step: int, total_steps: int, config: TrainConfig) -> float:
-    """Linear warm-up, then cosine decay to zero (or constant)."""
-    if step < config.warmup_steps:
-        return (step + 1) / config.warmup_steps
-    if config.lr_schedule == "constant":
-        return 1.0
-    progress = (step - config.warmup_steps) / max(1, total_steps - config.warmup_steps)
-    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-
-
-def epoch_order(rows: int, seed: int, epoch: int) -> np.ndarray:
-    return np.random.default_rng([seed, epoch]).permutation(rows)
-
-
 def seed_step(seed: int, step: int, rank: int) -> None:
     """Reseed torch (dropout) from (seed, step, rank): resuming needs no saved RNG state."""
     torch.manual_seed(int(np.random.SeedSequence([seed, step, rank]).generate_state(1)[0]))
-
-
-def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.AdamW:
-    """AdamW on the trainable parameters; no weight decay on gains, biases and the scale."""
-    decay, no_decay = [], []
-    for name, parameter in model.named_parameters():
-        if not parameter.requires_grad:
-            continue
-        exempt = parameter.ndim < 2 or "logit_scale" in name
-        (no_decay if exempt else decay).append(parameter)
-    return torch.optim.AdamW(
-        [
-            {"params": decay, "weight_decay": config.weight_decay},
-            {"params": no_decay, "weight_decay": 0.0},
-        ],
-        lr=config.lr,
-        # One fused kernel per step: several times faster than the per-tensor loop on CPU.
-        fused=True,
-    )
-
-
-def freeze_image_tower(model: torch.nn.Module, config: TrainConfig) -> None:
-    model.train()
-    model.visual.eval()
-    for parameter in model.visual.parameters():
-        parameter.requires_grad_(False)
-    if config.fixed_temperature is not None:
-        model.logit_scale.requires_grad_(False)
-
-
-def _check_image_embeddings(data: TrainingData, clip: LoadedClip) -> None:
-    foreign = sorted(m for m in data.image_embedding_models if not clip.accepts_image_model(m))
-    if foreign:
-        raise TrainingDataError(
-            f"image embeddings were made by {foreign}, but the model being trained has image "
-            f"tower {clip.model_id!r}; recompute image_embeddings with this profile"
-        )
-    dim = data.image_embeddings.shape[1]
-    if data.has_image.any() and dim != clip.embed_dim:
-        raise TrainingDataError(
-            f"image embeddings have dimension {dim}, the model's embed_dim is {clip.embed_dim}"
-        )
-
-
-def _tokenize(clip: LoadedClip, texts: list[str], batch_size: int = 1024) -> torch.Tensor:
-    # Tokenised once up front; int32 halves the memory of the cached token ids.
-    parts = [
-        clip.tokenizer(texts[start : start + batch_size]).to(torch.int32)
-        for start in range(0, len(texts), batch_size)
-    ]
-    return torch.cat(parts)
-
-
-def _micro_batch_size(rows: int, config: TrainConfig, world_size: int) -> int:
-    """The configured batch, shrunk (to a multiple of the ranks) when there are fewer rows."""
-    per_step = config.batch_size * config.grad_accum_steps
-    if rows >= per_step:
-        return config.batch_size
-    micro = (rows // config.grad_accum_steps) // world_size * world_size
-    if micro < 2:
-        raise TrainingDataError(
-            f"{rows} train rows are too few for a contrastive batch of at least 2 "
-            f"with grad_accum_steps={config.grad_accum_steps} on {world_size} process(es)"
-        )
-    return micro
 
 
 def _peak_memory_mb(device: str) -> float:
@@ -373,21 +189,19 @@ def run_training(
         return existing if context.is_main else None
 
     clip = load_clip(profile, device=context.device)
-    _check_image_embeddings(data, clip)
+    check_image_embeddings(data, clip)
     model = clip.model
     freeze_image_tower(model, config)
     trainable = {name: p for name, p in model.named_parameters() if p.requires_grad}
     optimizer = make_optimizer(model, config)
     rows = len(data)
-    micro = _micro_batch_size(rows, config, context.world_size)
+    micro = micro_batch_size(rows, config, context.world_size)
     per_rank = micro // context.world_size
     steps_per_epoch = rows // (micro * config.grad_accum_steps)
     total_steps = config.epochs * steps_per_epoch
     if config.max_steps is not None:
         total_steps = min(total_steps, config.max_steps)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: lr_factor(step, total_steps, config)
-    )
+    scheduler = make_scheduler(optimizer, total_steps, config)
 
     state_root = state_root_for(output_dir)
     state = load_latest_training_state(state_root) if resume else None
@@ -407,7 +221,7 @@ def run_training(
         log(f"resuming from {state['path']} at step {start_step}/{total_steps}")
 
     tokens = [
-        _tokenize(clip, texts) for texts in (data.captions, data.paraphrases1, data.paraphrases2)
+        tokenize(clip, texts) for texts in (data.captions, data.paraphrases1, data.paraphrases2)
     ]
     images = torch.from_numpy(data.image_embeddings)
     has_image = torch.from_numpy(data.has_image)

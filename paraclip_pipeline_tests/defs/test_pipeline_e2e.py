@@ -13,8 +13,7 @@ from paraclip_pipeline.lineage.event_log import latest_partition_versions
 from paraclip_pipeline.lineage.query import trace
 from paraclip_pipeline.sources import discover_shards, shard_content_hash
 from paraclip_pipeline.storage import StorageLayout
-
-from .conftest import SHARD_CAPTIONS, Pipeline
+from paraclip_pipeline_tests.defs.support import SHARD_CAPTIONS, Pipeline
 
 pytestmark = pytest.mark.slow
 

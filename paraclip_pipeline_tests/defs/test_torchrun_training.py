@@ -7,8 +7,8 @@ import dagster as dg
 import pytest
 
 from paraclip_pipeline.defs.resources import TrainingResource
+from paraclip_pipeline_tests.defs.support import Pipeline
 
-from .conftest import Pipeline
 from .test_pipeline_e2e import latest_metadata
 
 pytestmark = pytest.mark.slow

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from dotenv import dotenv_values
 
-from paraclip_pipeline_tests.deploy.conftest import DOCKER_DIR, find_tool
+from paraclip_pipeline_tests.deploy.support import DOCKER_DIR, find_tool
 
 COMPOSE_FILE = DOCKER_DIR / "compose.yaml"
 GPU_OVERRIDE = DOCKER_DIR / "compose.gpu.yaml"

@@ -17,7 +17,7 @@ import yaml
 from dagster._core.workspace.config_schema import ensure_workspace_config
 from packaging.requirements import Requirement
 
-from paraclip_pipeline_tests.deploy.conftest import (
+from paraclip_pipeline_tests.deploy.support import (
     DOCKER_DIR,
     REPO_ROOT,
     find_tool,

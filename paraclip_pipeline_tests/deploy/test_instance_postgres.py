@@ -14,7 +14,7 @@ from dagster._core.run_coordinator import QueuedRunCoordinator
 from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, PostgresScheduleStorage
 
 from paraclip_pipeline_tests.deploy import tiny_definitions
-from paraclip_pipeline_tests.deploy.conftest import DOCKER_DIR, PostgresServer
+from paraclip_pipeline_tests.deploy.support import DOCKER_DIR, PostgresServer
 
 pytestmark = pytest.mark.postgres
 

@@ -6,13 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from paraclip_pipeline.settings import STS_DIR_ENV, Settings
 from paraclip_pipeline_tests.evaluation.support import (
     HashingEncoder,
     write_aro_fixture,
     write_coco_fixture,
 )
-
-REAL_STS_DIR = Path(__file__).resolve().parents[3] / "shared" / "data" / "sts"
 
 
 @pytest.fixture
@@ -34,6 +33,8 @@ def coco_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def real_sts_dir() -> Path:
-    if not REAL_STS_DIR.is_dir():
-        pytest.skip(f"real STS data not present at {REAL_STS_DIR}")
-    return REAL_STS_DIR
+    """The real STS files named by PARACLIP_STS_DIR (make sets it to the shared copy)."""
+    sts_dir = Settings.from_env().sts_dir
+    if sts_dir is None or not sts_dir.is_dir():
+        pytest.skip(f"real STS data not present ({STS_DIR_ENV}={sts_dir})")
+    return sts_dir

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 
 from paraclip_pipeline import schema
-from paraclip_pipeline.evaluation import coco, paraphrase_retrieval, retrieval
+from paraclip_pipeline.evaluation import coco, image_text_retrieval, paraphrase_retrieval
 from paraclip_pipeline.evaluation.errors import BenchmarkDataError, EncoderOutputError
 from paraclip_pipeline_tests.evaluation.support import COCO_CAPTIONS, HashingEncoder
 
@@ -109,7 +109,7 @@ def test_zero_shot_recall_by_hand(coco_dir: Path) -> None:
     # Gallery embeddings chosen so that each image is the text embedding of its first
     # caption: text->image ranks are then easy to derive from text-text similarities.
     gallery = encoder.encode_text([image.captions[0] for image in images])
-    result = retrieval.evaluate_zero_shot_retrieval(encoder, images, gallery)
+    result = image_text_retrieval.evaluate_zero_shot_retrieval(encoder, images, gallery)
     captions = [caption for image in images for caption in image.captions]
     owner = np.repeat(np.arange(len(images)), 3)
     similarities = encoder.encode_text(captions) @ gallery.T
@@ -117,13 +117,13 @@ def test_zero_shot_recall_by_hand(coco_dir: Path) -> None:
         int(((row >= row[own]) & (np.arange(len(images)) != own)).sum())
         for row, own in zip(similarities, owner, strict=True)
     ]
-    scores = result.scores[retrieval.TASK]
+    scores = result.scores[image_text_retrieval.TASK]
     for k in (1, 5, 10):
         assert scores[f"t2i R@{k}"] == pytest.approx(np.mean(np.array(t2i_ranks) < k))
     # Each image's first caption is identical to it: image->text R@1 is perfect.
     assert scores["i2t R@1"] == 1.0
     assert scores["t2i R@5"] == 1.0  # only 4 images
-    assert result.counts[retrieval.TASK] == 12
+    assert result.counts[image_text_retrieval.TASK] == 12
 
 
 def test_coco_rank_similarity_on_images(coco_dir: Path) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import dagster as dg
 
 from paraclip_pipeline.settings import REPO_ROOT
-from paraclip_pipeline_tests.defs.conftest import Pipeline
+from paraclip_pipeline_tests.defs.support import Pipeline
 from paraclip_pipeline_tests.reliability.workers import PAUSE_ENV
 
 WORKERS = "paraclip_pipeline_tests.reliability.workers"

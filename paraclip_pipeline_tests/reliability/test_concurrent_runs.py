@@ -17,7 +17,7 @@ from paraclip_pipeline.defs.partitions import caption_shards
 from paraclip_pipeline.instance import prepare_dagster_home
 from paraclip_pipeline.settings import REPO_ROOT
 from paraclip_pipeline.storage import StorageLayout, table_fingerprint
-from paraclip_pipeline_tests.defs.conftest import TINY_TRAINING, write_tiny_shards
+from paraclip_pipeline_tests.defs.support import TINY_TRAINING, write_tiny_shards
 from paraclip_pipeline_tests.reliability.support import start_worker, temp_files
 
 SHARD = "shard-a"

@@ -20,7 +20,7 @@ from paraclip_pipeline.paraphrase.backends.base import (
 from paraclip_pipeline.paraphrase.config import ParaphraserConfig
 from paraclip_pipeline.paraphrase.engine import run_paraphrase_stage
 from paraclip_pipeline.storage import StorageLayout, write_parquet_atomic
-from paraclip_pipeline_tests.defs.conftest import Pipeline
+from paraclip_pipeline_tests.defs.support import Pipeline
 from paraclip_pipeline_tests.paraphrase.builders import stage1_rows
 from paraclip_pipeline_tests.reliability.support import failure_text, run_shard_job, temp_files
 

@@ -15,19 +15,20 @@ import pytest
 import yaml
 
 from paraclip_pipeline import schema
+from paraclip_pipeline.modeling.checkpoint_format import WEIGHTS_FILE
 from paraclip_pipeline.modeling.factory import load_clip
 from paraclip_pipeline.modeling.profiles import get_profile
 from paraclip_pipeline.settings import REPO_ROOT
 from paraclip_pipeline.sources import find_shard, read_shard
-from paraclip_pipeline.training.checkpoint import WEIGHTS_FILE, state_root_for
-from paraclip_pipeline_tests.defs.conftest import SHARD_CAPTIONS
+from paraclip_pipeline.training.checkpoint import state_root_for
+from paraclip_pipeline_tests.defs.support import SHARD_CAPTIONS
 from paraclip_pipeline_tests.reliability.support import (
     kill_when,
     run_worker,
     start_worker,
     temp_files,
 )
-from paraclip_pipeline_tests.training.conftest import make_embeddings, make_pairs
+from paraclip_pipeline_tests.training.support import make_embeddings, make_pairs
 
 # Nine of the e2e captions, a duplicate and a blank one: every status path in one shard.
 CAPTIONS = [*SHARD_CAPTIONS["shard-a"][:9], SHARD_CAPTIONS["shard-a"][0], "   "]

@@ -20,7 +20,7 @@ from paraclip_pipeline.paraphrase.backends.base import (
     ParaphraseRequest,
 )
 from paraclip_pipeline.storage import StorageLayout
-from paraclip_pipeline_tests.defs.conftest import SHARD_CAPTIONS, Pipeline
+from paraclip_pipeline_tests.defs.support import SHARD_CAPTIONS, Pipeline
 from paraclip_pipeline_tests.defs.test_pipeline_e2e import asset_table, latest_metadata
 from paraclip_pipeline_tests.reliability.support import failure_text, run_shard_job
 

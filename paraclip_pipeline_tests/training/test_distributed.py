@@ -8,8 +8,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from paraclip_pipeline.modeling.checkpoint_format import WEIGHTS_FILE
 from paraclip_pipeline.modeling.profiles import get_profile
-from paraclip_pipeline.training.checkpoint import WEIGHTS_FILE
 from paraclip_pipeline.training.distributed import build_torchrun_command, write_job
 from paraclip_pipeline.training.loop import TrainResult, train_text_encoder
 

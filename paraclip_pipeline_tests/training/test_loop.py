@@ -12,17 +12,18 @@ import torch
 from safetensors.torch import load_file
 
 from paraclip_pipeline import schema
-from paraclip_pipeline.modeling.factory import load_clip
-from paraclip_pipeline.modeling.profiles import MODEL_CONFIGS_DIR, get_profile
-from paraclip_pipeline.training.checkpoint import (
+from paraclip_pipeline.modeling.checkpoint_format import (
     WEIGHTS_FILE,
     CheckpointError,
-    state_root_for,
     verify_checkpoint,
 )
+from paraclip_pipeline.modeling.factory import load_clip
+from paraclip_pipeline.modeling.profiles import MODEL_CONFIGS_DIR, get_profile
+from paraclip_pipeline.training.checkpoint import state_root_for
 from paraclip_pipeline.training.config import TrainConfig
-from paraclip_pipeline.training.loop import TrainingDataError, TrainResult, train_text_encoder
-from paraclip_pipeline_tests.training.conftest import make_embeddings
+from paraclip_pipeline.training.data import TrainingDataError
+from paraclip_pipeline.training.loop import TrainResult, train_text_encoder
+from paraclip_pipeline_tests.training.support import make_embeddings
 
 PROFILE = get_profile("tiny-random")
 INPUTS = [{"partition": "s0", "rows": 26}]

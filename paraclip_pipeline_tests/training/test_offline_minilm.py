@@ -8,12 +8,16 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModel
 
+from paraclip_pipeline.modeling.checkpoint_format import (
+    HF_EXPORT_DIR,
+    HF_PROJECTION_FILE,
+    WEIGHTS_FILE,
+)
 from paraclip_pipeline.modeling.factory import load_clip, trailing_pad_id, trim_trailing_padding
 from paraclip_pipeline.modeling.profiles import get_profile
-from paraclip_pipeline.training.checkpoint import HF_EXPORT_DIR, HF_PROJECTION_FILE, WEIGHTS_FILE
 from paraclip_pipeline.training.config import TrainConfig
 from paraclip_pipeline.training.loop import TextFeatures, train_text_encoder
-from paraclip_pipeline_tests.training.conftest import make_embeddings, make_pairs
+from paraclip_pipeline_tests.training.support import make_embeddings, make_pairs
 
 
 def test_minilm_checkpoint_exports_hf_text_tower(tmp_path) -> None:
