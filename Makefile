@@ -12,6 +12,11 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export PARACLIP_STORAGE_ROOT ?= $(CURDIR)/storage
+# Public benchmarks (issue 12): the offline mirror beside the repository, when it exists.
+EVAL_MIRROR := $(abspath $(CURDIR)/../shared/data/eval)
+ifneq ($(wildcard $(EVAL_MIRROR)/.),)
+export PARACLIP_EVAL_DATA ?= $(EVAL_MIRROR)
+endif
 
 .PHONY: setup demo test test-fast ui lint format bench clean
 

@@ -23,6 +23,8 @@ TRAIN_CONFIG_ENV = "PARACLIP_TRAIN_CONFIG"
 MODEL_PROFILE_ENV = "PARACLIP_MODEL_PROFILE"
 REFRESH_CRON_ENV = "PARACLIP_REFRESH_CRON"
 LLM_POOL_LIMIT_ENV = "PARACLIP_LLM_CONCURRENCY"
+# A directory laid out like ../shared/data/eval (public benchmarks; `paraclip data download`).
+EVAL_DATA_ENV = "PARACLIP_EVAL_DATA"
 
 
 def _path_from_env(name: str, default: Path) -> Path:
@@ -48,6 +50,7 @@ class Settings:
     sts_dir: Path | None
     model_profile: str
     refresh_cron: str
+    eval_data_dir: Path | None = None
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -70,6 +73,9 @@ class Settings:
             sts_dir=sts_dir,
             model_profile=os.environ.get(MODEL_PROFILE_ENV, "offline-minilm"),
             refresh_cron=os.environ.get(REFRESH_CRON_ENV, "0 2 * * *"),
+            eval_data_dir=(
+                _path_from_env(EVAL_DATA_ENV, REPO_ROOT) if os.environ.get(EVAL_DATA_ENV) else None
+            ),
         )
 
 
