@@ -54,7 +54,7 @@ def _encode_all(
     encoder: TextImageEncoder, texts: list[str], batch_size: int, label: str, report: _Reporter
 ) -> dict[str, np.ndarray]:
     """Embedding of each distinct text, encoded in chunks of similar length."""
-    unique = sorted(set(texts), key=len)
+    unique = sorted(set(texts), key=lambda text: (len(text), text))  # same batches every run
     rows: list[np.ndarray] = []
     started = time.monotonic()
     report(f"{label}: encoding {len(unique)} distinct texts", force=True)
