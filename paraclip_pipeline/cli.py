@@ -133,8 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_public_benchmark_commands(commands: argparse._SubParsersAction) -> None:
     from paraclip_pipeline.evaluation.public.bootstrap import DEFAULT_RESAMPLES
-    from paraclip_pipeline.evaluation.public.command import DOWNLOAD_HELP
-    from paraclip_pipeline.evaluation.public.download import DATASETS
+    from paraclip_pipeline.evaluation.public.download import DATASETS, DOWNLOAD_HELP
 
     evaluate = commands.add_parser(
         "evaluate", help="score a model and its pretrained baseline on the public benchmarks"

@@ -8,21 +8,12 @@ import time
 from pathlib import Path
 
 from paraclip_pipeline.evaluation.errors import EvaluationError
-from paraclip_pipeline.evaluation.public.download import DATASETS, LOCK_FILE, download_all
+from paraclip_pipeline.evaluation.public.download import EVAL_DATA_DIRNAME, download_all
 from paraclip_pipeline.evaluation.public.models import ModelSpecError, load_models
 from paraclip_pipeline.evaluation.public.render import format_table, render_html
 from paraclip_pipeline.evaluation.public.suite import run_public_benchmarks
 from paraclip_pipeline.settings import EVAL_DATA_ENV, Settings
 from paraclip_pipeline.storage import StorageLayout, write_text_atomic
-
-EVAL_DATA_DIRNAME = "eval_data"
-DOWNLOAD_HELP = (
-    f"Fetch the public benchmarks ({', '.join(DATASETS)}) from their upstreams into "
-    f"<storage root>/{EVAL_DATA_DIRNAME}, laid out like the shared data/eval. Files that "
-    "match the project's offline mirror have a sha256 pinned in the code; the others are "
-    f"recorded in {LOCK_FILE} beside the data on first download and verified against it "
-    f"afterwards. Point {EVAL_DATA_ENV} at the destination to use it."
-)
 
 
 def eval_data_dir(settings: Settings) -> Path:

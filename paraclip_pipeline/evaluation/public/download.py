@@ -20,9 +20,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from paraclip_pipeline.settings import EVAL_DATA_ENV
 from paraclip_pipeline.storage import write_bytes_atomic, write_text_atomic
 
 LOCK_FILE = "eval_data.lock.json"
+EVAL_DATA_DIRNAME = "eval_data"  # under the storage root
 TIMEOUT_S = 60.0
 KARPATHY_SPLITS = {"val": "dev", "test": "test"}
 CAPTIONS_PER_IMAGE = 5
@@ -176,6 +178,17 @@ DATASETS: dict[str, DataSet] = {
         ),
     )
 }
+
+
+DOWNLOAD_HELP = (
+    f"Fetch the public benchmarks ({', '.join(DATASETS)}) from their upstreams into "
+    f"<storage root>/{EVAL_DATA_DIRNAME}, laid out like the shared data/eval. Files that "
+    "match the project's offline mirror have a sha256 pinned in the code; the others are "
+    f"recorded in {LOCK_FILE} beside the data on first download and verified against it "
+    "afterwards; a mismatch writes nothing. Without network it says, per set, what it "
+    f"could not fetch. Point {EVAL_DATA_ENV} at the destination (or at any existing copy "
+    "laid out the same way) to use it."
+)
 
 
 def _fetch(url: str) -> bytes:
