@@ -14,6 +14,7 @@ from paraclip_pipeline.definitions import build_defs
 from paraclip_pipeline.defs.partitions import caption_shards
 from paraclip_pipeline.paraphrase import engine
 from paraclip_pipeline.settings import REPO_ROOT, Settings
+from paraclip_pipeline_tests.evaluation.public.support import write_public_fixture
 
 SHARD_CAPTIONS = {
     "shard-a": [
@@ -133,6 +134,7 @@ def pipeline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pipeli
         sts_dir=None,
         model_profile="tiny-random",
         refresh_cron="0 2 * * *",
+        eval_data_dir=write_public_fixture(tmp_path / "eval"),
     )
     counter = CallCounter()
     real_build = engine.build_backend
