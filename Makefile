@@ -17,6 +17,11 @@ SHARED_STS_DIR := $(abspath $(CURDIR)/../shared/data/sts)
 ifneq ($(wildcard $(SHARED_STS_DIR)),)
 export PARACLIP_STS_DIR ?= $(SHARED_STS_DIR)
 endif
+# Public benchmarks (issue 12): the offline mirror beside the repository, when it exists.
+EVAL_MIRROR := $(abspath $(CURDIR)/../shared/data/eval)
+ifneq ($(wildcard $(EVAL_MIRROR)/.),)
+export PARACLIP_EVAL_DATA ?= $(EVAL_MIRROR)
+endif
 
 .PHONY: setup demo test test-fast ui lint format bench clean
 

@@ -1,4 +1,5 @@
-"""``paraclip``: run the demo, serve the UI, trace a checkpoint back to its captions."""
+"""``paraclip``: run the demo, serve the UI, trace a checkpoint back to its captions, score a
+model on the public benchmarks and download them."""
 
 from __future__ import annotations
 
@@ -127,7 +128,30 @@ def build_parser() -> argparse.ArgumentParser:
         help="add run ids and metadata from Dagster's event log for this shard (repeatable)",
     )
     lineage.add_argument("--json", action="store_true", help="machine-readable output")
+    _add_public_benchmark_commands(commands)
     return parser
+
+
+def _add_public_benchmark_commands(commands: argparse._SubParsersAction) -> None:
+    from paraclip_pipeline.evaluation.public.bootstrap import DEFAULT_RESAMPLES
+    from paraclip_pipeline.evaluation.public.download import DATASETS, DOWNLOAD_HELP
+
+    evaluate = commands.add_parser(
+        "evaluate", help="score a model and its pretrained baseline on the public benchmarks"
+    )
+    evaluate.add_argument(
+        "--model", required=True, help="checkpoint dir, Hugging Face model dir, or 'pretrained'"
+    )
+    evaluate.add_argument("--data", type=Path, help="benchmark directory (PARACLIP_EVAL_DATA)")
+    evaluate.add_argument("--json", type=Path, help="write the score records as JSON")
+    evaluate.add_argument("--html", type=Path, help="write an HTML table")
+    evaluate.add_argument("--profile", help="model profile of the baseline (default: settings)")
+    evaluate.add_argument("--resamples", type=int, default=DEFAULT_RESAMPLES)
+    data = commands.add_parser("data", help="public benchmark data")
+    data_commands = data.add_subparsers(dest="data_command", required=True)
+    download = data_commands.add_parser("download", help=DOWNLOAD_HELP, description=DOWNLOAD_HELP)
+    download.add_argument("--dest", type=Path, help="target directory")
+    download.add_argument("--only", action="append", choices=sorted(DATASETS))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -138,6 +162,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_demo(settings)
     if args.command == "ui":
         return run_ui(settings, args.host, args.port)
+    if args.command in ("evaluate", "data"):
+        from paraclip_pipeline.evaluation.public import command
+
+        if args.command == "data":
+            return command.run_download(settings, args.dest, args.only)
+        return command.run_evaluate(
+            settings, args.model, args.data, args.json, args.html, args.profile, args.resamples
+        )
     return run_lineage(settings, args.checkpoint, args.caption_id, args.shard, args.json)
 
 

@@ -30,6 +30,8 @@ LLM_MODEL_ENV = "PARACLIP_LLM_MODEL"
 LLM_BASE_URL_ENV = "PARACLIP_LLM_BASE_URL"
 LLM_API_KEY_ENV_ENV = "PARACLIP_LLM_API_KEY_ENV"
 DEFAULT_LLM_POOL_LIMIT = 2
+# A directory laid out like ../shared/data/eval (public benchmarks; `paraclip data download`).
+EVAL_DATA_ENV = "PARACLIP_EVAL_DATA"
 
 
 def _env(name: str) -> str | None:
@@ -69,6 +71,8 @@ class Settings:
     llm_api_key_env: str | None = None
     # Pool limit of llm_backend in a new local instance's dagster.yaml.
     llm_pool_limit: int = DEFAULT_LLM_POOL_LIMIT
+    # A directory laid out like ../shared/data/eval (public benchmarks).
+    eval_data_dir: Path | None = None
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -88,6 +92,7 @@ class Settings:
             llm_base_url=_env(LLM_BASE_URL_ENV),
             llm_api_key_env=_env(LLM_API_KEY_ENV_ENV),
             llm_pool_limit=int(_env(LLM_POOL_LIMIT_ENV) or DEFAULT_LLM_POOL_LIMIT),
+            eval_data_dir=_path_from_env(EVAL_DATA_ENV),
         )
 
 

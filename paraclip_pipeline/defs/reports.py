@@ -25,7 +25,7 @@ def _latest_checkpoint_dir(instance: dg.DagsterInstance) -> Path:
 
 @dg.asset(
     group_name=REPORT_GROUP,
-    code_version="report-v1",
+    code_version="report-v2",
     kinds={"html", "markdown"},
     deps=[CHECKPOINT_KEY],
     ins={FILTERED_PAIRS: ALL_SHARDS},
@@ -38,7 +38,9 @@ def benchmark_report(
     evaluation: EvaluationResource,
     storage: StorageResource,
 ) -> dg.MaterializeResult:
-    """The paper's evaluation, baseline and fine-tuned side by side, as Markdown + HTML."""
+    """The paper's evaluation, baseline and fine-tuned side by side, as Markdown + HTML;
+    with ``eval_data_dir`` also the public benchmarks (the code `paraclip evaluate` runs)."""
+    from paraclip_pipeline.evaluation.public.suite import run_public_benchmarks
     from paraclip_pipeline.evaluation.report import render_report
     from paraclip_pipeline.evaluation.suite import EvaluationConfig, run_suite
     from paraclip_pipeline.modeling.profiles import get_profile
@@ -52,8 +54,19 @@ def benchmark_report(
         coco_dir=Path(evaluation.coco_dir) if evaluation.coco_dir else None,
         rank_k=evaluation.rank_k,
     )
-    baseline = run_suite(clip_model.load(), config, heldout)
-    finetuned = run_suite(clip_model.load(checkpoint=checkpoint_dir), config, heldout)
+    baseline_model = clip_model.load()
+    finetuned_model = clip_model.load(checkpoint=checkpoint_dir)
+    baseline = run_suite(baseline_model, config, heldout)
+    finetuned = run_suite(finetuned_model, config, heldout)
+    public = None
+    if evaluation.eval_data_dir:
+        public = run_public_benchmarks(
+            Path(evaluation.eval_data_dir),
+            finetuned_model,
+            baseline_model,
+            resamples=evaluation.bootstrap_resamples,
+            progress=context.log.info,
+        )
     notes = []
     if get_profile(clip_model.profile).pretrained is None:
         notes.append(
@@ -71,7 +84,9 @@ def benchmark_report(
             "checkpoint": str(checkpoint_dir),
             "model profile": clip_model.profile,
             "held-out pairs": str(len(heldout)),
+            "public benchmark data": evaluation.eval_data_dir or "not set (PARACLIP_EVAL_DATA)",
         },
+        public_benchmarks=public,
     )
     return dg.MaterializeResult(
         metadata={
@@ -79,6 +94,7 @@ def benchmark_report(
             "report_html": dg.MetadataValue.path(str(files.html)),
             "checkpoint_dir": dg.MetadataValue.path(str(checkpoint_dir)),
             "heldout_pairs": len(heldout),
+            "public_benchmark_scores": len(public or []),
             "summary": dg.MetadataValue.md(files.summary_table_markdown),
             **{key: float(value) for key, value in files.headline.items()},
         }

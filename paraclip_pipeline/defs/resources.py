@@ -147,6 +147,9 @@ class EvaluationResource(dg.ConfigurableResource):
     aro_dir: str | None = None
     coco_dir: str | None = None
     rank_k: int = 10
+    # A directory laid out like ../shared/data/eval (PARACLIP_EVAL_DATA): public benchmarks.
+    eval_data_dir: str | None = None
+    bootstrap_resamples: int = 1000
 
 
 def default_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
@@ -169,6 +172,7 @@ def default_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
         "sentence_encoder": SentenceEncoderResource(),
         "training": TrainingResource(config_path=str(settings.train_config_path)),
         "evaluation": EvaluationResource(
-            sts_dir=str(settings.sts_dir) if settings.sts_dir else None
+            sts_dir=str(settings.sts_dir) if settings.sts_dir else None,
+            eval_data_dir=str(settings.eval_data_dir) if settings.eval_data_dir else None,
         ),
     }

@@ -19,6 +19,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from paraclip_pipeline.evaluation.errors import ReportError
+from paraclip_pipeline.evaluation.public import render as public_render
 from paraclip_pipeline.evaluation.results import BenchmarkResult, SuiteResult
 from paraclip_pipeline.storage import write_bytes_atomic, write_text_atomic
 
@@ -29,6 +30,7 @@ DELTAS_PLOT_NAME = "deltas.png"
 DISTRIBUTION_PLOT_NAME = "rank_similarity_distribution.png"
 AVERAGE_TASK = "average"
 HISTOGRAM_BINS = np.linspace(0.0, 1.0, 21)
+PUBLIC_TITLE = "Public benchmarks (baseline vs fine-tuned, paired bootstrap 95% CI)"
 
 
 @dataclass(frozen=True)
@@ -266,8 +268,14 @@ def render_report(
     title: str,
     notes: list[str],
     context: dict[str, str],
+    public_benchmarks: list[dict[str, Any]] | None = None,
 ) -> ReportFiles:
-    """Write report.md, report.html (PNGs inlined), results.json and the PNGs into ``out_dir``."""
+    """Write report.md, report.html (PNGs inlined), results.json and the PNGs into ``out_dir``.
+
+    ``public_benchmarks`` are the records of ``public.suite.run_public_benchmarks``
+    (baseline, model, delta and its interval per file and metric), shown in their own
+    section when given.
+    """
     if baseline.rank_ks != finetuned.rank_ks:
         raise ReportError(
             f"baseline was scored at k={baseline.rank_ks} but fine-tuned at k={finetuned.rank_ks}; "
@@ -298,6 +306,13 @@ def render_report(
         markdown_parts += ["", "## Notes", "", *(f"- {note}" for note in notes)]
     markdown_parts += ["", "## Summary (headline averages)", "", summary]
     markdown_parts += ["", "## All benchmarks and tasks", "", markdown_table(all_rows)]
+    if public_benchmarks:
+        markdown_parts += [
+            "",
+            f"## {PUBLIC_TITLE}",
+            "",
+            public_render.format_markdown(public_benchmarks),
+        ]
     if absent:
         markdown_parts += ["", "## Absent", "", *(f"- {line}" for line in absent)]
     if benchmark_notes:
@@ -328,6 +343,9 @@ def render_report(
         html_parts += ["<h2>Notes</h2>", html_list(notes)]
     html_parts += ["<h2>Summary (headline averages)</h2>", html_table(summary_rows)]
     html_parts += ["<h2>All benchmarks and tasks</h2>", html_table(all_rows)]
+    if public_benchmarks:
+        html_parts += [f"<h2>{PUBLIC_TITLE}</h2>", public_render.html_table(public_benchmarks)]
+        html_parts.append(f"<p>{html.escape(public_render.LEGEND)}</p>")
     if absent:
         html_parts += ["<h2>Absent</h2>", html_list(absent)]
     if benchmark_notes:
@@ -349,6 +367,7 @@ def render_report(
         "summary": [asdict(row) | {"delta": row.delta} for row in summary_rows],
         "baseline": baseline.to_dict(),
         "finetuned": finetuned.to_dict(),
+        "public_benchmarks": public_benchmarks or [],
     }
     results_path = write_text_atomic(
         json.dumps(_json_safe(results), indent=1, allow_nan=False), out_dir / RESULTS_NAME

@@ -76,7 +76,7 @@ def _parse_gold(text: str, path: Path, line: int, column: str | int) -> float:
         ) from None
 
 
-def _tsv_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
+def tsv_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
     """(1-based line number, fields) of every non-blank line; quotes are plain characters."""
     with open(path, encoding="utf-8", newline="") as handle:
         for number, fields in enumerate(
@@ -96,7 +96,7 @@ def _pairs(subset: str, source: Path, rows: list[tuple[str, str, float]]) -> Sts
 def load_semeval_tsv(path: Path, subset: str | None = None) -> StsPairs:
     """``gold<TAB>s1<TAB>s2`` lines; lines with an empty gold field were never scored."""
     rows = []
-    for line, fields in _tsv_rows(path):
+    for line, fields in tsv_rows(path):
         if len(fields) != 3:
             raise BenchmarkDataError(
                 path,
@@ -136,7 +136,7 @@ def load_senteval_subset(input_path: Path, gold_path: Path) -> StsPairs:
 def load_stsb_csv(path: Path) -> StsPairs:
     """STS-B: genre, file, year, id, score, s1, s2 (+ optional source columns), no quoting."""
     rows = []
-    for line, fields in _tsv_rows(path):
+    for line, fields in tsv_rows(path):
         if len(fields) <= STSB_SECOND_COLUMN:
             raise BenchmarkDataError(
                 path, f"expected at least 7 tab-separated fields, got {len(fields)}", line=line
@@ -148,7 +148,7 @@ def load_stsb_csv(path: Path) -> StsPairs:
 
 def load_sick(path: Path) -> StsPairs:
     """SICK with its header; SICK-R uses ``relatedness_score``."""
-    rows_iter = _tsv_rows(path)
+    rows_iter = tsv_rows(path)
     header_line = next(rows_iter, None)
     if header_line is None:
         raise BenchmarkDataError(path, "file is empty")

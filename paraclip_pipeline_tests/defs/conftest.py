@@ -18,6 +18,7 @@ from paraclip_pipeline_tests.defs.support import (
     Pipeline,
     write_tiny_shards,
 )
+from paraclip_pipeline_tests.evaluation.public.support import write_public_fixture
 
 
 @pytest.fixture
@@ -37,6 +38,7 @@ def pipeline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pipeli
         sts_dir=None,
         model_profile="tiny-random",
         refresh_cron="0 2 * * *",
+        eval_data_dir=write_public_fixture(tmp_path / "eval"),
     )
     counter = CallCounter()
     real_build = engine.build_backend

@@ -66,6 +66,9 @@ def test_rows_and_ids_flow_from_raw_captions_to_the_checkpoint(pipeline: Pipelin
     report = latest_metadata(pipeline.instance, "benchmark_report")
     assert Path(report["report_markdown"]).is_file()
     assert Path(report["report_html"]).is_file()
+    # The public benchmarks of the tiny data directory: 8 scores, in their own section.
+    assert report["public_benchmark_scores"] == 8
+    assert "## Public benchmarks" in Path(report["report_markdown"]).read_text()
 
     # Lineage: every shard traces back to its raw file's content hash.
     lineage = trace(

@@ -105,3 +105,39 @@ def test_report_files_tables_plots_and_headline(config: EvaluationConfig, tmp_pa
         context={"checkpoint": "ckpt-1"},
     )
     assert {path.name: path.read_bytes() for path in out_dir.iterdir()} == first_bytes
+
+
+def test_report_shows_public_benchmarks_with_intervals(
+    config: EvaluationConfig, tmp_path: Path
+) -> None:
+    suite = run_suite(HashingEncoder(seed=0), config, HELDOUT)
+    record = {
+        "benchmark": "stsb",
+        "file": "stsb/sts-test.csv",
+        "metric": "spearman",
+        "baseline": 82.0,
+        "model": 80.9,
+        "delta": -1.1,
+        "ci_low": -1.6,
+        "ci_high": -0.6,
+    }
+    unsure = {**record, "file": "stsb/sts-dev.csv", "delta": 0.1, "ci_low": -0.3, "ci_high": 0.5}
+    files = render_report(
+        suite,
+        suite,
+        tmp_path / "report",
+        title="Test report",
+        notes=[],
+        context={},
+        public_benchmarks=[record, unsure],
+    )
+    markdown = files.markdown.read_text()
+    assert "## Public benchmarks" in markdown
+    assert (
+        "| stsb/sts-test.csv | spearman | 82.00 | 80.90 | -1.10 | [-1.60, -0.60] |  |" in markdown
+    )
+    assert (
+        "| stsb/sts-dev.csv | spearman | 82.00 | 80.90 | +0.10 | [-0.30, +0.50] | ~ |" in markdown
+    )
+    assert "[-1.60, -0.60]" in files.html.read_text()
+    assert json.loads(files.results_json.read_text())["public_benchmarks"][0] == record

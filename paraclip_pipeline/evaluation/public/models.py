@@ -1,0 +1,94 @@
+"""What ``paraclip evaluate --model`` names, loaded as a model encoder and its baseline.
+
+The baseline is the profile's pretrained starting encoder (``load_clip(profile)``
+without a checkpoint); a checkpoint names its profile in its manifest.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from paraclip_pipeline.evaluation.encoders import TextImageEncoder
+from paraclip_pipeline.modeling.checkpoint_format import MANIFEST_FILE, read_manifest
+
+PRETRAINED = "pretrained"
+ST_MODULES_FILE = "modules.json"
+TRANSFORMER_MODULE = "sentence_transformers.models.Transformer"
+
+
+class ModelSpecError(ValueError):
+    """``--model`` names nothing this command can load."""
+
+
+class HfTextEncoder:
+    """A Hugging Face model directory (bare, or in the sentence-transformers layout),
+    embedded with mean pooling + L2 norm through the project's SentenceEncoder."""
+
+    def __init__(self, model_dir: Path) -> None:
+        from paraclip_pipeline.modeling.sentence_encoder import SentenceEncoder
+
+        self.model_dir = Path(model_dir)
+        self._encoder = SentenceEncoder(model_dir=transformer_dir(self.model_dir))
+
+    def encode_text(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+        self._encoder.batch_size = batch_size
+        return self._encoder.encode(list(texts))
+
+    def encode_images(self, images: Sequence[Image.Image], batch_size: int = 64) -> np.ndarray:
+        raise ModelSpecError(f"{self.model_dir} is a text-only model: it cannot embed images")
+
+
+def transformer_dir(model_dir: Path) -> Path:
+    """The directory holding the transformer weights (sentence-transformers may nest it)."""
+    if (model_dir / "config.json").is_file():
+        return model_dir
+    modules_file = model_dir / ST_MODULES_FILE
+    if modules_file.is_file():
+        for module in json.loads(modules_file.read_text(encoding="utf-8")):
+            if module.get("type") == TRANSFORMER_MODULE:
+                return model_dir / module.get("path", "")
+    raise ModelSpecError(f"{model_dir}: no config.json and no Transformer module in modules.json")
+
+
+@dataclass
+class EvaluatedModels:
+    model: TextImageEncoder
+    baseline: TextImageEncoder
+    profile: str
+    description: str
+
+
+def load_models(model: str, profile: str) -> EvaluatedModels:
+    """``pretrained``, a checkpoint directory (its manifest's profile wins) or an HF model dir."""
+    from paraclip_pipeline.modeling.factory import load_clip
+    from paraclip_pipeline.modeling.profiles import ModelProfile, get_profile
+
+    if model == PRETRAINED:
+        baseline = load_clip(get_profile(profile))
+        return EvaluatedModels(baseline, baseline, profile, f"pretrained ({profile})")
+    path = Path(model).expanduser()
+    if not path.is_dir():
+        raise ModelSpecError(
+            f"--model {model!r} is neither 'pretrained' nor a directory (a checkpoint or a "
+            "Hugging Face model directory)"
+        )
+    if (path / MANIFEST_FILE).is_file():
+        checkpoint_profile = ModelProfile.from_dict(
+            read_manifest(path)["profile"], source=str(path / MANIFEST_FILE)
+        )
+        return EvaluatedModels(
+            load_clip(checkpoint_profile, checkpoint=path),
+            load_clip(checkpoint_profile),
+            checkpoint_profile.name,
+            f"checkpoint {path}",
+        )
+    text_model = HfTextEncoder(path)
+    return EvaluatedModels(
+        text_model, load_clip(get_profile(profile)), profile, f"Hugging Face model {path}"
+    )
