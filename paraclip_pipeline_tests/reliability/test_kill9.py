@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import httpx
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
@@ -22,6 +24,7 @@ from paraclip_pipeline.settings import REPO_ROOT
 from paraclip_pipeline.sources import find_shard, read_shard
 from paraclip_pipeline.training.checkpoint import state_root_for
 from paraclip_pipeline_tests.defs.support import SHARD_CAPTIONS
+from paraclip_pipeline_tests.paraphrase.server_process import fake_server
 from paraclip_pipeline_tests.reliability.support import (
     kill_when,
     run_worker,
@@ -73,6 +76,46 @@ def test_kill9_mid_stage1_then_rerun_matches_an_uninterrupted_run(tmp_path: Path
     final = {path.name: path.read_bytes() for path in _chunks(cache)}
     assert set(final) == {path.name for path in _chunks(tmp_path / "reference-cache")}
     assert all(final[name] == data for name, data in committed.items())
+
+
+def test_kill9_mid_http_window_loses_at_most_one_chunk(tmp_path: Path) -> None:
+    """The sliding-window client killed with requests in flight: the rerun repeats only
+    what was not committed, and the output equals an uninterrupted run's."""
+    rows = pa.table(
+        {
+            schema.CAPTION_ID: [f"h{i:04d}" for i in range(300)],
+            schema.SHARD: ["shard-h"] * 300,
+            schema.TEXT: [f"a boat on a lake, view {i}" for i in range(300)],
+            schema.INPUT_ISSUE: pa.nulls(300, pa.string()),
+        }
+    )
+    raw = tmp_path / "raw.parquet"
+    pq.write_table(rows, raw)
+    cache, out = tmp_path / "cache", tmp_path / "out.parquet"
+    chunk_size, concurrency = 4, 8  # as in workers.paraphrase_http
+    with fake_server(0.05, latency_sigma=1.0) as server:
+        reference = tmp_path / "reference.parquet"
+        run_worker(
+            "paraphrase_http",
+            str(raw),
+            str(tmp_path / "ref-cache"),
+            str(reference),
+            server.base_url,
+        )
+        answered_before = httpx.get(f"{server.base_url}/stats").json()["answered"]
+
+        worker = start_worker("paraphrase_http", str(raw), str(cache), str(out), server.base_url)
+        kill_when(worker, lambda: len(_chunks(cache)) >= 5)
+        committed = pq.read_table(_chunks(cache)).num_rows
+        answered = httpx.get(f"{server.base_url}/stats").json()["answered"] - answered_before
+        # Answered but not committed: at most one open chunk plus the requests in flight.
+        assert committed < len(rows) and answered - committed <= chunk_size + concurrency
+
+        rerun = json.loads(
+            run_worker("paraphrase_http", str(raw), str(cache), str(out), server.base_url)
+        )
+    assert rerun["calls"] == len(rows) - committed  # nothing committed is asked again
+    assert pq.read_table(out).equals(pq.read_table(reference))
 
 
 def _stage2_pairs(tmp_path: Path) -> Path:

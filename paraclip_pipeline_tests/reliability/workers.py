@@ -68,6 +68,19 @@ def paraphrase(rows_path: str, cache_dir: str, output_path: str) -> None:
     write_parquet_atomic(rows, Path(output_path))
 
 
+def paraphrase_http(rows_path: str, cache_dir: str, output_path: str, base_url: str) -> None:
+    """Stage 1 through the openai-compatible client (sliding window) against ``base_url``."""
+    from paraclip_pipeline.paraphrase.engine import run_paraphrase_stage
+
+    config = ParaphraserConfig(
+        backend="openai_compatible", model="fake", base_url=base_url, chunk_size=4, concurrency=8
+    )
+    rows = pq.read_table(rows_path).select(list(schema.STAGE1_INPUT_COLUMNS))
+    result = run_paraphrase_stage(rows, stage=1, config=config, cache_dir=Path(cache_dir))
+    write_parquet_atomic(result.table, Path(output_path))
+    print(json.dumps({"calls": result.stats.calls}))
+
+
 def filter_pairs(pairs_path: str, rules_path: str, output_dir: str) -> None:
     """Rejected rows first, then kept rows, pausing inside the kept write (before the rename)."""
     from paraclip_pipeline.filtering.apply import apply_filter_rules
@@ -128,7 +141,13 @@ def shard_job(settings_path: str, partition_key: str) -> None:
     print(json.dumps({"success": result.success, "run_id": result.run_id}))
 
 
-TASKS = {"paraphrase": paraphrase, "filter": filter_pairs, "train": train, "shard_job": shard_job}
+TASKS = {
+    "paraphrase": paraphrase,
+    "paraphrase_http": paraphrase_http,
+    "filter": filter_pairs,
+    "train": train,
+    "shard_job": shard_job,
+}
 
 if __name__ == "__main__":
     TASKS[sys.argv[1]](*sys.argv[2:])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from paraclip_pipeline.paraphrase.config import ParaphraserConfig
@@ -74,6 +74,20 @@ class ParaphraseBackend(ABC):
                 f"for {len(requests)} requests"
             )
         return completions
+
+    def generate_stream(
+        self, requests: Sequence[ParaphraseRequest], *, batch_size: int, max_wait_s: float
+    ) -> Iterator[list[tuple[int, Completion]]]:
+        """Completions as batches of ``(request index, completion)``, each ready to commit.
+
+        A batch holds at most ``batch_size`` answers and waits at most ``max_wait_s``
+        after its first one. This default answers ``batch_size`` requests at a time
+        through :meth:`generate`, in order; a backend with requests in flight (the
+        openai-compatible one) overrides it to keep its window full across batches.
+        """
+        for start in range(0, len(requests), batch_size):
+            chunk = requests[start : start + batch_size]
+            yield list(enumerate(self.generate(chunk), start))
 
     @abstractmethod
     def _generate(self, requests: Sequence[ParaphraseRequest]) -> list[Completion]: ...

@@ -1,20 +1,22 @@
-"""Any OpenAI-compatible chat/completions server: vLLM, llama.cpp server, Ollama, OpenAI.
+"""Any OpenAI-compatible chat/completions server: vLLM, SGLang, llama.cpp server, Ollama, OpenAI.
 
-Requests run concurrently (at most ``concurrency`` in flight) under an optional
-request and token rate limit (aiolimiter leaky buckets). Retries are the ``openai``
-client's own: exponential backoff with jitter on timeouts, connection errors, 408,
-409, 429 and 5xx, honouring ``Retry-After``/``retry-after-ms`` up to two minutes,
-at most ``max_retries`` times. A request still failing after that becomes an ``error``
-completion, which the engine does not cache, so the next run retries it.
+``concurrency`` requests stay in flight continuously (a sliding window,
+``backends.window``: no drain at the engine's commits), under an optional request and
+token rate limit (aiolimiter leaky buckets), over one aiohttp keep-alive pool of
+``concurrency`` sockets (``backends.chat_client``, which says why not the ``openai``
+package and which retry policy it keeps). A request still failing after ``max_retries``
+retries becomes an ``error`` completion, which the engine does not cache, so the next
+run retries it. 256-512 in flight need as many sockets: the soft RLIMIT_NOFILE is raised
+toward the hard one when it is too low, and a hard limit below the need is a config error.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Sequence
+import resource
+from collections.abc import Iterator, Sequence
 
-import openai
 from aiolimiter import AsyncLimiter
 
 from paraclip_pipeline.paraphrase.backends.base import (
@@ -22,17 +24,33 @@ from paraclip_pipeline.paraphrase.backends.base import (
     ParaphraseBackend,
     ParaphraseRequest,
 )
+from paraclip_pipeline.paraphrase.backends.chat_client import ChatClient
+from paraclip_pipeline.paraphrase.backends.window import SlidingWindow, run_in_batches
 from paraclip_pipeline.paraphrase.config import ParaphraserConfig
 from paraclip_pipeline.paraphrase.errors import ParaphraseConfigError
 
-# Local servers (llama.cpp, vLLM without --api-key) ignore the key, but the client needs one.
+# Local servers (llama.cpp, vLLM without --api-key) ignore the key, but send one anyway.
 KEYLESS_PLACEHOLDER = "no-key"
 CHARS_PER_TOKEN = 4  # rough English average, used only to charge the token bucket up front
+SPARE_FILE_DESCRIPTORS = 256  # Parquet files, logs, Dagster's own sockets
 
 
 def estimated_tokens(prompt: str, source_text: str) -> int:
     """Tokens a request will use: its prompt, plus an answer about as long as its input."""
     return max(1, (len(prompt) + len(source_text)) // CHARS_PER_TOKEN)
+
+
+def ensure_file_descriptors(needed: int) -> None:
+    """Raise the soft RLIMIT_NOFILE to ``needed`` if below it (never lower it)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return
+    if hard != resource.RLIM_INFINITY and hard < needed:
+        raise ParaphraseConfigError(
+            f"concurrency needs about {needed} open files but the hard RLIMIT_NOFILE is "
+            f"{hard}; lower 'concurrency' or raise the limit (ulimit -Hn)"
+        )
+    resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
 
 
 class OpenAICompatibleBackend(ParaphraseBackend):
@@ -41,9 +59,17 @@ class OpenAICompatibleBackend(ParaphraseBackend):
 
     def __init__(self, config: ParaphraserConfig) -> None:
         super().__init__(config)
-        self.__api_key = self._read_api_key(config.api_key_env)
+        ensure_file_descriptors(config.concurrency + SPARE_FILE_DESCRIPTORS)
+        self._client = ChatClient(
+            config.base_url or "",
+            self._read_api_key(config.api_key_env),
+            timeout_s=config.timeout_s,
+            max_retries=config.max_retries,
+            pool_size=config.concurrency,
+        )
+        # One event loop for every call, so the pool's connections are reused.
         self._runner: asyncio.Runner | None = None
-        self._client: openai.AsyncOpenAI | None = None
+        self.window: SlidingWindow | None = None  # the latest one, for its in-flight counts
         # Requests are spaced evenly (a bucket of one) so no burst trips the server's limit;
         # tokens use a one-minute bucket, the way providers account them.
         self._request_limiter = (
@@ -64,67 +90,53 @@ class OpenAICompatibleBackend(ParaphraseBackend):
             )
         return value
 
+    def generate_stream(
+        self, requests: Sequence[ParaphraseRequest], *, batch_size: int, max_wait_s: float
+    ) -> Iterator[list[tuple[int, Completion]]]:
+        self.calls += len(requests)
+        return self._window_batches(requests, batch_size, max_wait_s)
+
     def _generate(self, requests: Sequence[ParaphraseRequest]) -> list[Completion]:
-        # The engine is synchronous (it runs inside a Dagster op). One event loop and one
-        # client serve every chunk, so connections and the client's setup are reused.
+        completions: dict[int, Completion] = {}
+        for batch in self._window_batches(requests, len(requests), self.config.timeout_s):
+            completions.update(batch)
+        return [completions[index] for index in range(len(requests))]
+
+    def _window_batches(
+        self, requests: Sequence[ParaphraseRequest], batch_size: int, max_wait_s: float
+    ) -> Iterator[list[tuple[int, Completion]]]:
         if self._runner is None:
             self._runner = asyncio.Runner()
-        return self._runner.run(self._generate_all(requests))
-
-    async def _generate_all(self, requests: Sequence[ParaphraseRequest]) -> list[Completion]:
-        if self._client is None:
-            self._client = openai.AsyncOpenAI(
-                base_url=self.config.base_url,
-                api_key=self.__api_key,
-                timeout=self.config.timeout_s,
-                max_retries=self.config.max_retries,
-            )
-        in_flight = asyncio.Semaphore(self.config.concurrency)
-        return list(
-            await asyncio.gather(
-                *(self._one(self._client, in_flight, request) for request in requests)
-            )
+        self.window = SlidingWindow(
+            len(requests),
+            lambda index: self._one(requests[index]),
+            concurrency=self.config.concurrency,
+            batch_size=max(1, batch_size),
+            max_wait_s=max_wait_s,
         )
+        return run_in_batches(self._runner, self.window)
 
     def close(self) -> None:
         if self._runner is not None:
-            if self._client is not None:
-                self._runner.run(self._client.close())
+            self._runner.run(self._client.aclose())
             self._runner.close()
         self._runner = None
-        self._client = None
 
-    async def _one(
-        self, client: openai.AsyncOpenAI, in_flight: asyncio.Semaphore, request: ParaphraseRequest
-    ) -> Completion:
+    async def _one(self, request: ParaphraseRequest) -> Completion:
         config = self.config
-        async with in_flight:
-            if self._request_limiter is not None:
-                await self._request_limiter.acquire()
-            if self._token_limiter is not None:
-                charge = estimated_tokens(request.prompt, request.text)
-                await self._token_limiter.acquire(min(charge, self._token_limiter.max_rate))
-            try:
-                response = await client.chat.completions.create(
-                    model=self.model_name,
-                    messages=[{"role": "user", "content": request.prompt}],
-                    temperature=config.temperature,
-                    top_p=config.top_p,
-                    max_tokens=config.max_tokens,
-                    # Omitted rather than null: some servers reject "seed": null.
-                    **({"seed": config.seed} if config.seed is not None else {}),
-                )
-            except openai.APIStatusError as exc:
-                return Completion(error=f"HTTP {exc.status_code} after retries")
-            except openai.APIError as exc:
-                return Completion(error=f"{type(exc).__name__} after retries")
-            except ValueError as exc:  # a 200 whose body is not valid JSON (JSONDecodeError)
-                return Completion(error=f"malformed response: {type(exc).__name__}")
-        if not response.choices or response.choices[0].message is None:
-            return Completion(error="malformed response: no choices")
-        usage = response.usage
-        return Completion(
-            text=response.choices[0].message.content or "",
-            prompt_tokens=usage.prompt_tokens if usage else 0,
-            completion_tokens=usage.completion_tokens if usage else 0,
+        if self._request_limiter is not None:
+            await self._request_limiter.acquire()
+        if self._token_limiter is not None:
+            charge = estimated_tokens(request.prompt, request.text)
+            await self._token_limiter.acquire(min(charge, self._token_limiter.max_rate))
+        return await self._client.complete(
+            {
+                "model": self.model_name,
+                "messages": [{"role": "user", "content": request.prompt}],
+                "temperature": config.temperature,
+                "top_p": config.top_p,
+                "max_tokens": config.max_tokens,
+                # Omitted rather than null: some servers reject "seed": null.
+                **({"seed": config.seed} if config.seed is not None else {}),
+            }
         )
