@@ -84,6 +84,7 @@ class ParaphraserResource(dg.ConfigurableResource):
     stage1_template: str | None = None
     stage2_template: str | None = None
     chunk_size: int | None = None
+    commit_interval_s: float | None = None
     model_path: str | None = None
     n_ctx: int | None = None
     n_threads: int | None = None
