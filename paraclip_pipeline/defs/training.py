@@ -15,6 +15,7 @@ from paraclip_pipeline.asset_names import FILTERED_PAIRS, IMAGE_EMBEDDINGS
 from paraclip_pipeline.defs.metadata import records_table, report_unusable_images
 from paraclip_pipeline.defs.partitions import ALL_SHARDS, caption_shards
 from paraclip_pipeline.defs.resources import ClipModelResource, StorageResource, TrainingResource
+from paraclip_pipeline.distributed import ENGINE_IN_PROCESS
 from paraclip_pipeline.lineage.manifest import ShardRows, shard_inputs
 from paraclip_pipeline.storage import table_fingerprint
 
@@ -57,6 +58,7 @@ def image_embeddings(
         table,
         data_version=dg.DataVersion(table_fingerprint(table)),
         metadata={
+            "engine": ENGINE_IN_PROCESS,
             "rows": len(table),
             "rows_with_image": int(pc.sum(table[schema.HAS_IMAGE]).as_py() or 0),
             "precomputed": stats.precomputed,
