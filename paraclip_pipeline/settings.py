@@ -32,6 +32,13 @@ LLM_API_KEY_ENV_ENV = "PARACLIP_LLM_API_KEY_ENV"
 DEFAULT_LLM_POOL_LIMIT = 2
 # A directory laid out like ../shared/data/eval (public benchmarks; `paraclip data download`).
 EVAL_DATA_ENV = "PARACLIP_EVAL_DATA"
+# A Ray cluster (`host:port` of the head's GCS, or `ray://host:10001`): set, the heavy steps run
+# there (issue 15, docs/deploying.md); unset, everything runs in-process and Ray is not imported.
+RAY_ADDRESS_ENV = "PARACLIP_RAY_ADDRESS"
+# Partitions per Dagster run in a backfill when Ray is on (BackfillPolicy.multi_run): known when
+# the code location loads, as the backfill policy is part of the asset definitions.
+RAY_PARTITIONS_PER_RUN_ENV = "PARACLIP_RAY_PARTITIONS_PER_RUN"
+DEFAULT_RAY_PARTITIONS_PER_RUN = 16
 
 
 def _env(name: str) -> str | None:
@@ -73,6 +80,8 @@ class Settings:
     llm_pool_limit: int = DEFAULT_LLM_POOL_LIMIT
     # A directory laid out like ../shared/data/eval (public benchmarks).
     eval_data_dir: Path | None = None
+    ray_address: str | None = None
+    ray_partitions_per_run: int = DEFAULT_RAY_PARTITIONS_PER_RUN
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -93,6 +102,10 @@ class Settings:
             llm_api_key_env=_env(LLM_API_KEY_ENV_ENV),
             llm_pool_limit=int(_env(LLM_POOL_LIMIT_ENV) or DEFAULT_LLM_POOL_LIMIT),
             eval_data_dir=_path_from_env(EVAL_DATA_ENV),
+            ray_address=_env(RAY_ADDRESS_ENV),
+            ray_partitions_per_run=int(
+                _env(RAY_PARTITIONS_PER_RUN_ENV) or DEFAULT_RAY_PARTITIONS_PER_RUN
+            ),
         )
 
 

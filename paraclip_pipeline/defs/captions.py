@@ -8,6 +8,7 @@ from paraclip_pipeline import schema
 from paraclip_pipeline.defs.metadata import report_unusable_images, table_preview
 from paraclip_pipeline.defs.partitions import caption_shards
 from paraclip_pipeline.defs.resources import ShardSourceResource
+from paraclip_pipeline.distributed import ENGINE_IN_PROCESS
 
 CAPTIONS_GROUP = "captions"
 
@@ -44,6 +45,7 @@ def raw_captions(
         table,
         data_version=dg.DataVersion(shard_content_hash(shard)),
         metadata={
+            "engine": ENGINE_IN_PROCESS,
             "rows": len(table),
             "flagged_rows": int(flagged),
             "format": shard.format,

@@ -15,6 +15,7 @@ from paraclip_pipeline.asset_names import FILTERED_PAIRS, FILTERED_PAIRS_REJECTE
 from paraclip_pipeline.defs.metadata import records_table, table_preview
 from paraclip_pipeline.defs.partitions import caption_shards
 from paraclip_pipeline.defs.resources import SentenceEncoderResource, StorageResource
+from paraclip_pipeline.distributed import ENGINE_IN_PROCESS
 from paraclip_pipeline.filtering.apply import apply_filter_rules
 from paraclip_pipeline.filtering.rules import RuleSet, load_rules
 from paraclip_pipeline.lineage.event_log import stale_code_version_partitions
@@ -82,6 +83,7 @@ def build_filtered_pairs(rules_path: Path) -> dg.AssetsDefinition:
             kept,
             data_version=dg.DataVersion(table_fingerprint(kept)),
             metadata={
+                "engine": ENGINE_IN_PROCESS,
                 "rows_in": len(pairs),
                 "rows_kept": len(kept),
                 "pass_rate": float(outcome.pass_rate),

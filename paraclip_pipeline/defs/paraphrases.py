@@ -16,6 +16,7 @@ from paraclip_pipeline import schema
 from paraclip_pipeline.defs.metadata import table_preview
 from paraclip_pipeline.defs.partitions import caption_shards
 from paraclip_pipeline.defs.resources import ParaphraserResource, StorageResource
+from paraclip_pipeline.distributed import ENGINE_IN_PROCESS
 from paraclip_pipeline.storage import table_fingerprint
 
 PARAPHRASE_GROUP = "paraphrases"
@@ -46,6 +47,7 @@ def _run_stage(
         table,
         data_version=dg.DataVersion(table_fingerprint(table)),
         metadata={
+            "engine": ENGINE_IN_PROCESS,
             **result.stats.as_metadata(),
             "backend": paraphraser.backend,
             "model": paraphraser.model or "(backend default)",

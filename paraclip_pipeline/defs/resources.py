@@ -153,6 +153,32 @@ class EvaluationResource(dg.ConfigurableResource):
     bootstrap_resamples: int = 1000
 
 
+class RayResource(dg.ConfigurableResource):
+    """Where the heavy steps run: no ``address`` (``PARACLIP_RAY_ADDRESS`` unset) keeps every
+    step in the run's own process, as ``make demo``; an address sends training (Ray Train),
+    the per-shard data steps (one Ray job per batch of partitions) and batch paraphrasing
+    (an actor pool) to that cluster. Each step's materialization records its ``engine``."""
+
+    address: str | None = None
+    # Training: Ray Train workers (TrainingResource.nproc ranks) get these resources each.
+    cpus_per_task: float = 1.0
+    gpus_per_task: float = 0.0
+    # Batch paraphrasing: actors in the pool, each one async client with many requests in flight.
+    actors: int = 2
+    # Restarts of a Ray Train worker group after a worker dies (it resumes from its last state).
+    max_failures: int = 1
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.address)
+
+    @property
+    def engine(self) -> str:
+        from paraclip_pipeline.distributed import ENGINE_IN_PROCESS, ENGINE_RAY
+
+        return ENGINE_RAY if self.enabled else ENGINE_IN_PROCESS
+
+
 def default_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     from paraclip_pipeline.defs.io import ArrowParquetIOManagerResource
 
@@ -176,4 +202,5 @@ def default_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
             sts_dir=str(settings.sts_dir) if settings.sts_dir else None,
             eval_data_dir=str(settings.eval_data_dir) if settings.eval_data_dir else None,
         ),
+        "ray": RayResource(address=settings.ray_address),
     }

@@ -14,7 +14,13 @@ from paraclip_pipeline import schema
 from paraclip_pipeline.asset_names import FILTERED_PAIRS, IMAGE_EMBEDDINGS
 from paraclip_pipeline.defs.metadata import records_table, report_unusable_images
 from paraclip_pipeline.defs.partitions import ALL_SHARDS, caption_shards
-from paraclip_pipeline.defs.resources import ClipModelResource, StorageResource, TrainingResource
+from paraclip_pipeline.defs.resources import (
+    ClipModelResource,
+    RayResource,
+    StorageResource,
+    TrainingResource,
+)
+from paraclip_pipeline.distributed import ENGINE_IN_PROCESS
 from paraclip_pipeline.lineage.manifest import ShardRows, shard_inputs
 from paraclip_pipeline.storage import table_fingerprint
 
@@ -57,6 +63,7 @@ def image_embeddings(
         table,
         data_version=dg.DataVersion(table_fingerprint(table)),
         metadata={
+            "engine": ENGINE_IN_PROCESS,
             "rows": len(table),
             "rows_with_image": int(pc.sum(table[schema.HAS_IMAGE]).as_py() or 0),
             "precomputed": stats.precomputed,
@@ -125,8 +132,12 @@ def text_encoder_checkpoint(
     clip_model: ClipModelResource,
     training: TrainingResource,
     storage: StorageResource,
+    ray: RayResource,
 ) -> dg.MaterializeResult:
-    """Text tower fine-tuned with the three ParaCLIP losses; the image tower stays frozen."""
+    """Text tower fine-tuned with the three ParaCLIP losses; the image tower stays frozen.
+
+    ``training.nproc`` ranks: 1 trains here, N > 1 with torchrun here, or, with Ray
+    configured, on N Ray Train workers (same loop, same checkpoint)."""
     from paraclip_pipeline.modeling.profiles import get_profile
     from paraclip_pipeline.training.loop import train_text_encoder
 
@@ -140,7 +151,11 @@ def text_encoder_checkpoint(
     output_dir = storage.layout.checkpoints_dir / context.run_id
     config = training.config()
     profile = get_profile(clip_model.profile)
-    if config.nproc > 1:
+    if ray.enabled:
+        result = _train_with_ray(
+            context, pairs, embeddings, profile, config, output_dir, inputs, ray
+        )
+    elif config.nproc > 1:
         result = _train_with_torchrun(
             context, pairs, embeddings, profile, config, output_dir, inputs
         )
@@ -155,7 +170,12 @@ def text_encoder_checkpoint(
             log=context.log.info,
         )
     return _checkpoint_result(
-        result.checkpoint_dir, result.manifest, result.metrics, result.loss_history, inputs
+        result.checkpoint_dir,
+        result.manifest,
+        result.metrics,
+        result.loss_history,
+        inputs,
+        ray.engine,
     )
 
 
@@ -165,9 +185,11 @@ def _checkpoint_result(
     metrics: dict[str, float],
     loss_history: list[dict[str, float]],
     inputs: list[dict[str, object]],
+    engine: str,
 ) -> dg.MaterializeResult:
     return dg.MaterializeResult(
         metadata={
+            "engine": engine,
             "checkpoint_dir": dg.MetadataValue.path(str(checkpoint_dir)),
             "weights_sha256": manifest.get("weights_sha256", ""),
             "shards": len(inputs),
@@ -212,4 +234,36 @@ def _train_with_torchrun(
     client.run(command=build_torchrun_command(job_path, config.nproc), context=context)
     from paraclip_pipeline.training.loop import TrainResult
 
+    return TrainResult.from_checkpoint_dir(output_dir)
+
+
+def _train_with_ray(
+    context: dg.AssetExecutionContext,
+    pairs: pa.Table,
+    embeddings: pa.Table,
+    profile: "ModelProfile",
+    config: "TrainConfig",
+    output_dir: Path,
+    inputs: list[dict[str, object]],
+    ray: RayResource,
+) -> "TrainResult":
+    """``config.nproc`` Ray Train workers on the configured cluster; rank 0 writes the checkpoint
+    to the storage root, which every node must see (shared storage)."""
+    from paraclip_pipeline.distributed.ray_train import RayTrainSpec, train_on_ray
+    from paraclip_pipeline.training.distributed import write_job
+    from paraclip_pipeline.training.loop import TrainResult
+
+    job_path = write_job(
+        pairs, embeddings, profile=profile, config=config, output_dir=output_dir, inputs=inputs
+    )
+    assert ray.address is not None
+    spec = RayTrainSpec(
+        address=ray.address,
+        num_workers=config.nproc,
+        cpus_per_worker=ray.cpus_per_task,
+        gpus_per_worker=ray.gpus_per_task,
+        max_failures=ray.max_failures,
+    )
+    context.log.info(f"training on Ray at {ray.address}: {spec.num_workers} Ray Train worker(s)")
+    train_on_ray(job_path, spec)
     return TrainResult.from_checkpoint_dir(output_dir)

@@ -100,13 +100,36 @@ def _reporter(is_main: bool) -> Iterator[tuple[LogFn, Any]]:
         yield (lambda message: print(message, flush=True)), None
 
 
+def run_job_rank(job: dict[str, Any], job_path: Path, context: DistContext) -> None:
+    """Train this rank of ``job`` in a process group already set up (by torchrun's ``main``
+    or by a Ray Train worker): the same data, loop and checkpoint whoever launched it."""
+    config = TrainConfig(**job["config"])
+    data = prepare_training_data(
+        pq.read_table(job["pairs"]), pq.read_table(job["image_embeddings"])
+    )
+    with _reporter(context.is_main) as (log, pipes):
+        result = run_training(
+            data,
+            profile=ModelProfile.from_dict(job["profile"], source=str(job_path)),
+            config=config,
+            output_dir=Path(job["output_dir"]),
+            inputs=job["inputs"],
+            log=log,
+            context=context,
+        )
+        if result is not None:
+            summary = {"checkpoint_dir": str(result.checkpoint_dir), "metrics": result.metrics}
+            log(json.dumps(summary))
+            if pipes is not None:
+                pipes.report_custom_message(summary)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--job", type=Path, required=True, help="job.json written by write_job")
     args = parser.parse_args(argv)
     job = read_job(args.job)
-    config = TrainConfig(**job["config"])
-    use_cuda = config.device == "cuda"
+    use_cuda = TrainConfig(**job["config"]).device == "cuda"
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if use_cuda:
         torch.cuda.set_device(local_rank)
@@ -117,24 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         device=f"cuda:{local_rank}" if use_cuda else "cpu",
     )
     try:
-        data = prepare_training_data(
-            pq.read_table(job["pairs"]), pq.read_table(job["image_embeddings"])
-        )
-        with _reporter(context.is_main) as (log, pipes):
-            result = run_training(
-                data,
-                profile=ModelProfile.from_dict(job["profile"], source=str(args.job)),
-                config=config,
-                output_dir=Path(job["output_dir"]),
-                inputs=job["inputs"],
-                log=log,
-                context=context,
-            )
-            if result is not None:
-                summary = {"checkpoint_dir": str(result.checkpoint_dir), "metrics": result.metrics}
-                log(json.dumps(summary))
-                if pipes is not None:
-                    pipes.report_custom_message(summary)
+        run_job_rank(job, args.job, context)
     finally:
         dist.destroy_process_group()
     return 0

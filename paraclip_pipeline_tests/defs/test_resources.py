@@ -6,7 +6,7 @@ from typing import Optional
 
 import pytest
 
-from paraclip_pipeline.defs.resources import ParaphraserResource, default_resources
+from paraclip_pipeline.defs.resources import ParaphraserResource, RayResource, default_resources
 from paraclip_pipeline.paraphrase.config import ParaphraserConfig
 from paraclip_pipeline.settings import Settings
 
@@ -51,3 +51,15 @@ def test_sts_dir_has_no_default_outside_the_repository(monkeypatch: pytest.Monke
     assert Settings.from_env().sts_dir is None
     monkeypatch.setenv("PARACLIP_STS_DIR", "/data/sts")
     assert str(Settings.from_env().sts_dir) == "/data/sts"
+
+
+def test_ray_is_off_unless_its_address_is_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PARACLIP_RAY_ADDRESS", raising=False)
+    off = default_resources(Settings.from_env())["ray"]
+    assert isinstance(off, RayResource) and not off.enabled and off.engine == "in-process"
+    monkeypatch.setenv("PARACLIP_RAY_ADDRESS", "10.0.0.5:6379")
+    monkeypatch.setenv("PARACLIP_RAY_PARTITIONS_PER_RUN", "4")
+    settings = Settings.from_env()
+    on = default_resources(settings)["ray"]
+    assert isinstance(on, RayResource) and on.address == "10.0.0.5:6379" and on.engine == "ray"
+    assert settings.ray_partitions_per_run == 4
