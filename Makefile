@@ -23,6 +23,16 @@ ifneq ($(wildcard $(EVAL_MIRROR)/.),)
 export PARACLIP_EVAL_DATA ?= $(EVAL_MIRROR)
 endif
 
+# Real captions (issue 12 F): the demo trains on the bundled shards plus the COCO val2017
+# captions beside the repository, when present (any subset file works the same way: point
+# PARACLIP_SHARDS_LOCATION at it). Several locations are separated by ':'. The COCO captions
+# come without images, so image paths keep resolving in data/images. Only `make demo`.
+COCO_CAPTIONS := $(abspath $(CURDIR)/../shared/data/captions/coco_val2017)
+ifneq ($(wildcard $(COCO_CAPTIONS)/.),)
+demo: export PARACLIP_SHARDS_LOCATION ?= $(CURDIR)/data/shards:$(COCO_CAPTIONS)
+demo: export PARACLIP_IMAGE_ROOT ?= $(CURDIR)/data/images
+endif
+
 .PHONY: setup demo test test-fast ui lint format bench clean
 
 setup: $(VENV)/.installed

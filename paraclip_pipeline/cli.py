@@ -4,13 +4,15 @@ model on the public benchmarks and download them."""
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from paraclip_pipeline.asset_names import BENCHMARK_REPORT
+from paraclip_pipeline.asset_names import BENCHMARK_REPORT, RAW_CAPTIONS
 from paraclip_pipeline.settings import REPO_ROOT, Settings
 from paraclip_pipeline.storage import StorageLayout
 
@@ -20,6 +22,34 @@ OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_
 def _offline() -> None:
     for key, value in OFFLINE_ENV.items():
         os.environ.setdefault(key, value)
+
+
+def describe_data(location: str, shards: Sequence[Any]) -> str:
+    """Which shards (key, format, file) the demo trains on, and where they were found."""
+    lines = [f"caption shards from {location}:"]
+    lines += [f"  {shard.key:<24} {shard.format:<14} {shard.path}" for shard in shards]
+    return "\n".join(lines)
+
+
+def describe_training(checkpoint_dir: Path) -> str:
+    """How many filtered pairs of which shards the checkpoint was trained on."""
+    from paraclip_pipeline.modeling.checkpoint_format import read_manifest
+
+    manifest = read_manifest(checkpoint_dir)
+    shards = ", ".join(f"{item['partition']} {item['rows']}" for item in manifest["inputs"])
+    return f"trained on {manifest['trained_caption_count']} caption pairs (filtered rows: {shards})"
+
+
+def describe_public_results(results_json: Path, verdict: str | None) -> str:
+    """The public benchmark table of a report's results.json, and the check's verdict."""
+    from paraclip_pipeline.evaluation.public.render import format_table
+
+    records = json.loads(results_json.read_text(encoding="utf-8")).get("public_benchmarks", [])
+    if not records:
+        return "public benchmarks: none scored (PARACLIP_EVAL_DATA holds no benchmark file)"
+    lines = ["public benchmarks (model vs pretrained baseline):", format_table(records)]
+    lines.append(f"dev-regression check: {verdict or 'did not run'}")
+    return "\n".join(lines)
 
 
 def run_demo(settings: Settings) -> int:
@@ -42,6 +72,7 @@ def run_demo(settings: Settings) -> int:
     if not keys:
         print(f"no caption shards found in {settings.shards_location}", file=sys.stderr)
         return 2
+    print(describe_data(settings.shards_location, discovery.shards))
     instance.add_dynamic_partitions(caption_shards.name, keys)
     started = time.perf_counter()
     shard_job = defs.resolve_job_def("shard_job")
@@ -50,8 +81,11 @@ def run_demo(settings: Settings) -> int:
         result = shard_job.execute_in_process(
             partition_key=key, instance=instance, raise_on_error=False
         )
-        print(f"shard {key}: {'ok' if result.success else 'FAILED'} (run {result.run_id})")
-        if not result.success:
+        if result.success:
+            rows = result.asset_materializations_for_node(RAW_CAPTIONS)[-1].metadata["rows"]
+            print(f"shard {key}: ok, {rows.value} captions (run {result.run_id})")
+        else:
+            print(f"shard {key}: FAILED (run {result.run_id})")
             failed.append(key)
     if len(failed) == len(keys):
         print("every shard failed; see the run logs with `paraclip ui`", file=sys.stderr)
@@ -69,6 +103,16 @@ def run_demo(settings: Settings) -> int:
     print(f"report:     {report['report_markdown'].value}")
     print(f"html:       {report['report_html'].value}")
     print(f"checkpoint: {report['checkpoint_dir'].value}")
+    print(describe_training(Path(str(report["checkpoint_dir"].value))))
+    if settings.eval_data_dir is not None:
+        from paraclip_pipeline.defs.report_checks import NO_DEV_REGRESSION_CHECK
+
+        verdicts = [
+            check.description or ("passed" if check.passed else "FAILED")
+            for check in training.get_asset_check_evaluations()
+            if check.check_name == NO_DEV_REGRESSION_CHECK
+        ]
+        print(describe_public_results(Path(report["results_json"].value), "; ".join(verdicts)))
     print(f"dagster UI: paraclip ui  (DAGSTER_HOME={layout.dagster_home})")
     return 0
 

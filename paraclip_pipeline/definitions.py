@@ -18,6 +18,7 @@ from paraclip_pipeline.defs.filtering import (
     filtered_pairs_code_version,
 )
 from paraclip_pipeline.defs.paraphrases import stage1_paraphrases, stage2_paraphrases
+from paraclip_pipeline.defs.report_checks import benchmark_report_no_dev_regression
 from paraclip_pipeline.defs.reports import benchmark_report
 from paraclip_pipeline.defs.resources import default_resources
 from paraclip_pipeline.defs.training import image_embeddings, text_encoder_checkpoint
@@ -45,7 +46,10 @@ def build_defs(
             text_encoder_checkpoint,
             benchmark_report,
         ],
-        asset_checks=[build_rules_current_check(code_version)],
+        asset_checks=[
+            build_rules_current_check(code_version),
+            benchmark_report_no_dev_regression,
+        ],
         jobs=[shard_job, training_job],
         sensors=[new_shard_sensor, automation_sensor],
         schedules=[build_nightly_refresh(settings.refresh_cron, code_version)],

@@ -9,6 +9,7 @@ import pyarrow.compute as pc
 from paraclip_pipeline import schema
 from paraclip_pipeline.asset_names import FILTERED_PAIRS, TEXT_ENCODER_CHECKPOINT
 from paraclip_pipeline.defs.partitions import ALL_SHARDS
+from paraclip_pipeline.defs.report_checks import RESULTS_METADATA_KEY
 from paraclip_pipeline.defs.resources import ClipModelResource, EvaluationResource, StorageResource
 
 REPORT_GROUP = "evaluation"
@@ -92,6 +93,7 @@ def benchmark_report(
         metadata={
             "report_markdown": dg.MetadataValue.path(str(files.markdown)),
             "report_html": dg.MetadataValue.path(str(files.html)),
+            RESULTS_METADATA_KEY: dg.MetadataValue.path(str(files.results_json)),
             "checkpoint_dir": dg.MetadataValue.path(str(checkpoint_dir)),
             "heldout_pairs": len(heldout),
             "public_benchmark_scores": len(public or []),

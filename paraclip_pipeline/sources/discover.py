@@ -11,11 +11,18 @@ returned :class:`DiscoveryResult`:
 
 Nothing is skipped silently, and one bad file does not hide the good ones: the caller
 (the partition sensor) registers ``shards`` and reports ``rejected``.
+
+A location string may name several directories separated by ``os.pathsep`` (the demo's
+bundled shards plus the COCO captions beside the repository); the ``:`` of a URI scheme
+(``s3://``) is not a separator. Their entries are pooled: a shard key claimed in two
+directories is rejected in both, like two claimants in one.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Literal
@@ -29,6 +36,8 @@ ShardFormat = Literal["laion_parquet", "jsonl", "two_file"]
 TWO_FILE_CAPTIONS = "captions.txt"
 TWO_FILE_IDS = "img_ids.txt"
 _FORMAT_BY_SUFFIX: dict[str, ShardFormat] = {".parquet": "laion_parquet", ".jsonl": "jsonl"}
+# os.pathsep between locations, except the one of a URI scheme ("s3://bucket").
+_LOCATION_SEPARATOR = re.compile(re.escape(os.pathsep) + "(?!//)")
 
 
 class ShardLocationError(ValueError):
@@ -86,21 +95,34 @@ def _classify(entry: UPath) -> ShardFile | str:
     return ShardFile(key=key, path=str(entry), format=shard_format)
 
 
+def split_locations(location: str) -> list[str]:
+    """The directories named by a location string (see the module docstring)."""
+    locations = [part for part in _LOCATION_SEPARATOR.split(location) if part.strip()]
+    if not locations:
+        raise ShardLocationError(f"shard location {location!r} names no directory")
+    return locations
+
+
 def discover_shards(location: str) -> DiscoveryResult:
-    """List the shards directly inside ``location``, sorted by key (see the module docstring)."""
-    root = UPath(location).absolute()  # shard paths stay valid if the working directory changes
-    if not root.is_dir():
-        raise ShardLocationError(
-            f"shard location {location!r} does not exist or is not a directory"
-        )
+    """List the shards directly inside ``location`` (one directory or several separated by
+    ``os.pathsep``), sorted by key (see the module docstring)."""
+    locations = split_locations(location)
     candidates: dict[str, list[tuple[str, ShardFile]]] = defaultdict(list)
     rejected: list[tuple[str, str]] = []
-    for entry in root.iterdir():
-        outcome = _classify(entry)
-        if isinstance(outcome, str):
-            rejected.append((entry.name, outcome))
-        else:
-            candidates[outcome.key].append((entry.name, outcome))
+    for one_location in locations:
+        root = UPath(one_location).absolute()  # shard paths survive a change of directory
+        if not root.is_dir():
+            raise ShardLocationError(
+                f"shard location {one_location!r} does not exist or is not a directory"
+            )
+        for entry in root.iterdir():
+            # Several locations: an entry is named by its path, its name alone is ambiguous.
+            name = entry.name if len(locations) == 1 else str(entry)
+            outcome = _classify(entry)
+            if isinstance(outcome, str):
+                rejected.append((name, outcome))
+            else:
+                candidates[outcome.key].append((name, outcome))
     shards: list[ShardFile] = []
     for key, claimants in candidates.items():
         if len(claimants) == 1:
@@ -123,7 +145,9 @@ def find_shard(location: str, key: str) -> ShardFile:
         if shard.key == key:
             return shard
     hint = "; ".join(
-        f"{name}: {reason}" for name, reason in result.rejected if name.startswith(key)
+        f"{name}: {reason}"
+        for name, reason in result.rejected
+        if name.rsplit("/", 1)[-1].startswith(key)
     )
     available = ", ".join(shard.key for shard in result.shards) or "none"
     raise ShardNotFoundError(

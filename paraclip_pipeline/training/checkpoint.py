@@ -31,7 +31,6 @@ from paraclip_pipeline.modeling.checkpoint_format import (
     CAPTION_IDS_FILE,
     CHECKPOINT_FORMAT,
     HF_EXPORT_DIR,
-    HF_PROJECTION_FILE,
     MANIFEST_FILE,
     OPEN_CLIP_CONFIG_FILE,
     WEIGHTS_FILE,
@@ -39,6 +38,7 @@ from paraclip_pipeline.modeling.checkpoint_format import (
 )
 from paraclip_pipeline.modeling.profiles import ModelProfile
 from paraclip_pipeline.storage import sha256_file, write_parquet_atomic, write_text_atomic
+from paraclip_pipeline.training.text_export import cpu_state, export_text_tower
 
 STATE_WEIGHTS_FILE = "trainable.safetensors"
 STATE_TORCH_FILE = "optimizer_scheduler.pt"
@@ -85,27 +85,6 @@ def atomic_directory(target: Path) -> Iterator[Path]:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _cpu_state(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    # Clones: safetensors refuses tensors that share storage.
-    return {name: t.detach().to("cpu").clone().contiguous() for name, t in tensors.items()}
-
-
-def _export_hf_text(model: torch.nn.Module, tokenizer: Any, export_dir: Path) -> None:
-    """HF text tower for ``transformers`` users: the encoder, its tokenizer, and the head."""
-    text = model.text
-    text.transformer.save_pretrained(export_dir)
-    tokenizer.tokenizer.save_pretrained(export_dir)
-    save_file(_cpu_state(text.proj.state_dict()), export_dir / HF_PROJECTION_FILE)
-    head = {
-        "pooler": type(text.pooler).__name__,
-        "projection_file": HF_PROJECTION_FILE,
-        "output_dim": text.output_dim,
-        "normalize": True,
-        "usage": "masked pooling of last_hidden_state, then the projection, then L2-normalise",
-    }
-    write_text_atomic(json.dumps(head, indent=2), export_dir / "paraclip_text_head.json")
-
-
 def write_checkpoint(
     output_dir: Path,
     *,
@@ -120,18 +99,20 @@ def write_checkpoint(
     output_dir = Path(output_dir).resolve()
     is_hf_text = "hf_model_name" in model_config["text_cfg"]
     with atomic_directory(output_dir) as staging:
-        save_file(_cpu_state(model.state_dict()), staging / WEIGHTS_FILE)
+        save_file(cpu_state(model.state_dict()), staging / WEIGHTS_FILE)
         if is_hf_text:
-            _export_hf_text(model, tokenizer, staging / HF_EXPORT_DIR)
+            export_text_tower(model, tokenizer, staging / HF_EXPORT_DIR)
             tokenizer.tokenizer.save_pretrained(staging)
-            # The final path, so open_clip "local-dir:" finds the HF config after the rename.
-            text_dir = str(output_dir / HF_EXPORT_DIR)
+            # Relative to the checkpoint, so a moved or copied checkpoint keeps loading: the
+            # project loads through its manifest's profile; plain open_clip "local-dir:"
+            # takes its tokenizer from the checkpoint and, run from the checkpoint
+            # directory, the HF config from this path (no absolute path is recorded).
             model_config = {
                 **model_config,
                 "text_cfg": {
                     **model_config["text_cfg"],
-                    "hf_model_name": text_dir,
-                    "hf_tokenizer_name": text_dir,
+                    "hf_model_name": HF_EXPORT_DIR,
+                    "hf_tokenizer_name": HF_EXPORT_DIR,
                 },
             }
         open_clip_config = {
@@ -171,7 +152,7 @@ def save_training_state(
     """Write ``step-NNNNNNNN`` atomically, then drop older states (the newest is enough)."""
     target = state_root / f"step-{step:08d}"
     with atomic_directory(target) as staging:
-        save_file(_cpu_state(trainable), staging / STATE_WEIGHTS_FILE)
+        save_file(cpu_state(trainable), staging / STATE_WEIGHTS_FILE)
         torch.save(
             {
                 "optimizer": optimizer.state_dict(),

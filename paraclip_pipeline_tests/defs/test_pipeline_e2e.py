@@ -34,7 +34,8 @@ def latest_metadata(instance: dg.DagsterInstance, asset: str) -> dict:
 
 def test_rows_and_ids_flow_from_raw_captions_to_the_checkpoint(pipeline: Pipeline) -> None:
     pipeline.run_all_shards()
-    assert pipeline.run_training().success
+    training = pipeline.run_training()
+    assert training.success
 
     kept_ids: dict[str, set[str]] = {}
     for shard, captions in SHARD_CAPTIONS.items():
@@ -69,6 +70,10 @@ def test_rows_and_ids_flow_from_raw_captions_to_the_checkpoint(pipeline: Pipelin
     # The public benchmarks of the tiny data directory: 8 scores, in their own section.
     assert report["public_benchmark_scores"] == 8
     assert "## Public benchmarks" in Path(report["report_markdown"]).read_text()
+    # The guard rail ran on them: f30k dev (4 metrics) and SugarCrepe++ are gated.
+    (check,) = training.get_asset_check_evaluations()
+    assert check.check_name == "no_dev_regression"
+    assert check.metadata["gated_metrics"].value == 5
 
     # Lineage: every shard traces back to its raw file's content hash.
     lineage = trace(

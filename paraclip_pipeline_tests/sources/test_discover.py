@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import uuid
 from pathlib import Path
 
@@ -89,6 +90,35 @@ def test_relative_locations_give_absolute_shard_paths(
 def test_missing_location_raises(tmp_path: Path) -> None:
     with pytest.raises(ShardLocationError, match="does not exist or is not a directory"):
         discover_shards(str(tmp_path / "nowhere"))
+
+
+def test_several_locations_pool_their_shards(tmp_path: Path) -> None:
+    bundled, extra = tmp_path / "bundled", tmp_path / "extra"
+    bundled.mkdir(), extra.mkdir()
+    jsonl_bytes(bundled, "web", b'{"caption": "a"}\n')
+    jsonl_bytes(extra, "coco", b'{"caption": "b"}\n')
+    jsonl_bytes(extra, "web", b'{"caption": "c"}\n')  # the same key in both: ambiguous
+    memory = UPath(f"memory:///paraclip-{uuid.uuid4().hex}")
+    memory.mkdir(parents=True)
+    (memory / "remote.jsonl").write_bytes(b'{"caption": "d"}\n')
+    location = os.pathsep.join([str(bundled), str(extra), str(memory)])
+    result = discover_shards(location)
+    assert [(shard.key, Path(shard.path).parent.name) for shard in result.shards] == [
+        ("coco", "extra"),
+        ("remote", memory.name),
+    ]
+    both = f"{bundled / 'web.jsonl'}, {extra / 'web.jsonl'}"
+    assert result.rejected == [
+        (str(bundled / "web.jsonl"), f"shard key 'web' is claimed by several entries: {both}"),
+        (str(extra / "web.jsonl"), f"shard key 'web' is claimed by several entries: {both}"),
+    ]
+    assert find_shard(location, "coco").path == str(extra / "coco.jsonl")
+    with pytest.raises(ShardNotFoundError, match=r"rejected entries: .*web\.jsonl: shard key"):
+        find_shard(location, "web")
+    with pytest.raises(ShardLocationError, match=r"'.*nowhere' does not exist"):
+        discover_shards(os.pathsep.join([str(bundled), str(tmp_path / "nowhere")]))
+    with pytest.raises(ShardLocationError, match="names no directory"):
+        discover_shards(os.pathsep)
 
 
 def test_discovery_and_reading_over_an_fsspec_uri() -> None:

@@ -17,6 +17,7 @@ from paraclip_pipeline.sources import (
     clean_caption,
     make_caption_id,
     read_shard,
+    read_shard_checked,
 )
 from paraclip_pipeline_tests.sources.builders import jsonl_bytes, laion_parquet, two_file
 
@@ -162,6 +163,25 @@ def test_jsonl_reads_caption_or_text_and_optional_fields(tmp_path: Path) -> None
     assert table.column(schema.NSFW).to_pylist() == [None, "UNLIKELY"]
     # source_row is the physical line, blank lines included.
     assert table.column(schema.SOURCE_ROW).to_pylist() == [1, 2]
+
+
+def test_coco_caption_lines_keep_the_annotation_id_and_the_image_file(tmp_path: Path) -> None:
+    # The exact shape of ../shared/data/captions/coco_val2017/captions.jsonl.
+    coco = {"id": 301804, "image_id": 632, "file_name": "000000000632.jpg", "caption": "Bed."}
+    (tmp_path / "images").mkdir()
+    (tmp_path / "images" / "000000000632.jpg").write_bytes(b"jpeg")
+    shard = jsonl_bytes(tmp_path, "coco", jsonl_lines(coco, {**coco, "file_name": "gone.jpg"}))
+    read = read_shard_checked(shard, image_root=tmp_path / "images")
+    assert read.table.column(schema.TEXT).to_pylist() == ["Bed.", "Bed."]
+    assert read.table.column(schema.SAMPLE_ID).to_pylist() == ["301804", "301804"]
+    assert read.table.column(schema.IMAGE_PATH).to_pylist() == [
+        str(tmp_path / "images" / "000000000632.jpg"),
+        None,
+    ]
+    assert [(p.path, p.reason) for p in read.image_problems] == [("gone.jpg", "missing")]
+    both = jsonl_bytes(tmp_path, "both", jsonl_lines({**coco, "image_path": "x.jpg"}))
+    with pytest.raises(ShardReadError, match="has both 'image_path' and 'file_name'"):
+        read_shard(both)
 
 
 def test_jsonl_with_bom_and_crlf_line_ends(tmp_path: Path) -> None:

@@ -1,26 +1,43 @@
-"""Two steps on the offline MiniLM profile: HF text export and plain open_clip loading."""
+"""Two steps on the offline MiniLM profile: the HF / sentence-transformers export of the
+text tower, and plain open_clip loading of a moved checkpoint."""
 
 from __future__ import annotations
 
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
 import open_clip
 import pytest
 import torch
 from safetensors.torch import load_file
+from sentence_transformers import SentenceTransformer
+from torch.nn import GELU, Identity, LayerNorm, Linear, Sequential
 from transformers import AutoModel
 
 from paraclip_pipeline.modeling.checkpoint_format import (
     HF_EXPORT_DIR,
     HF_PROJECTION_FILE,
+    OPEN_CLIP_CONFIG_FILE,
     WEIGHTS_FILE,
 )
 from paraclip_pipeline.modeling.factory import load_clip, trailing_pad_id, trim_trailing_padding
+from paraclip_pipeline.modeling.pretrained import minilm_model_dir
 from paraclip_pipeline.modeling.profiles import get_profile
 from paraclip_pipeline.training.config import TrainConfig
 from paraclip_pipeline.training.loop import TextFeatures, train_text_encoder
+from paraclip_pipeline.training.text_export import dense_layers
 from paraclip_pipeline_tests.training.support import make_embeddings, make_pairs
 
+TEXTS = [
+    "a red boat",
+    "Two people riding bicycles   through a busy street at night.",
+    "an old clock tower",
+]
 
-def test_minilm_checkpoint_exports_hf_text_tower(tmp_path) -> None:
+
+def test_minilm_checkpoint_exports_hf_text_tower(tmp_path, monkeypatch) -> None:
     profile = get_profile("offline-minilm")
     clip = load_clip(profile)
     pairs = make_pairs(8)
@@ -29,8 +46,14 @@ def test_minilm_checkpoint_exports_hf_text_tower(tmp_path) -> None:
     result = train_text_encoder(
         pairs, embeddings, profile=profile, config=config, output_dir=tmp_path / "run", inputs=[]
     )
-    saved = load_file(result.checkpoint_dir / WEIGHTS_FILE)
-    export = result.checkpoint_dir / HF_EXPORT_DIR
+    # Moved: nothing in the checkpoint may point back at where it was written.
+    moved = Path(shutil.move(result.checkpoint_dir, tmp_path / "elsewhere" / "copy"))
+    config_text = (moved / OPEN_CLIP_CONFIG_FILE).read_text(encoding="utf-8")
+    assert str(tmp_path) not in config_text and str(minilm_model_dir()) not in config_text
+    text_cfg = json.loads(config_text)["model_cfg"]["text_cfg"]
+    assert text_cfg["hf_model_name"] == text_cfg["hf_tokenizer_name"] == HF_EXPORT_DIR
+    saved = load_file(moved / WEIGHTS_FILE)
+    export = moved / HF_EXPORT_DIR
     encoder = AutoModel.from_pretrained(export, add_pooling_layer=False)
     encoder_state = encoder.state_dict()
     changed = [
@@ -43,15 +66,33 @@ def test_minilm_checkpoint_exports_hf_text_tower(tmp_path) -> None:
         for name, tensor in encoder_state.items()
     )
     projection = load_file(export / HF_PROJECTION_FILE)
-    assert torch.equal(projection["weight"], saved["text.proj.weight"])
-    model, _, _ = open_clip.create_model_and_transforms(f"local-dir:{result.checkpoint_dir}")
-    tokenizer = open_clip.get_tokenizer(f"local-dir:{result.checkpoint_dir}")
-    reloaded = load_clip(profile, checkpoint=result.checkpoint_dir)
+    assert all(torch.equal(t, saved[f"text.proj.{name}"]) for name, t in projection.items())
+    reloaded = load_clip(profile, checkpoint=moved)
+    expected = reloaded.encode_text(TEXTS)
+    sentence_model = SentenceTransformer(str(export), device="cpu")
+    modules = json.loads((export / "modules.json").read_text(encoding="utf-8"))
+    linear_layers = [m for m in reloaded.model.text.proj.modules() if isinstance(m, Linear)]
+    assert [module["path"] for module in modules if "Dense" in module["type"]] == [
+        f"{2 + index}_Dense" for index in range(len(linear_layers))
+    ]
+    np.testing.assert_allclose(sentence_model.encode(TEXTS), expected, atol=1e-5)
+    monkeypatch.chdir(moved)  # the config's HF path is relative to the checkpoint
+    model, _, _ = open_clip.create_model_and_transforms(f"local-dir:{moved}")
+    tokenizer = open_clip.get_tokenizer(f"local-dir:{moved}")
     with torch.inference_mode():
-        plain = model.eval().encode_text(tokenizer(["a red boat"]), normalize=True).numpy()
-    torch.testing.assert_close(
-        torch.from_numpy(plain), torch.from_numpy(reloaded.encode_text(["a red boat"]))
-    )
+        plain = model.eval().encode_text(tokenizer(TEXTS), normalize=True).numpy()
+    np.testing.assert_allclose(plain, expected, atol=1e-5)
+
+
+def test_projection_chains_map_to_dense_layers() -> None:
+    mlp = Sequential(Linear(8, 6, bias=False), GELU(), Linear(6, 4, bias=False))
+    assert [(layer.out_features, act.rsplit(".", 1)[1]) for layer, act in dense_layers(mlp)] == [
+        (6, "GELU"),
+        (4, "Identity"),
+    ]
+    assert dense_layers(Identity()) == []
+    assert dense_layers(Sequential(Linear(8, 4), LayerNorm(4))) is None
+    assert dense_layers(Sequential(GELU(), Linear(8, 4))) is None
 
 
 def test_trimming_trailing_padding_keeps_text_features() -> None:

@@ -19,7 +19,9 @@ from paraclip_pipeline.modeling.checkpoint_format import MANIFEST_FILE, read_man
 
 PRETRAINED = "pretrained"
 ST_MODULES_FILE = "modules.json"
-TRANSFORMER_MODULE = "sentence_transformers.models.Transformer"
+TRANSFORMER_MODULE = "Transformer"
+# Modules the mean-pooling + L2-norm encoder reproduces (class names, any package path).
+REPRODUCED_MODULES = {TRANSFORMER_MODULE, "Pooling", "Normalize"}
 
 
 class ModelSpecError(ValueError):
@@ -45,14 +47,26 @@ class HfTextEncoder:
 
 
 def transformer_dir(model_dir: Path) -> Path:
-    """The directory holding the transformer weights (sentence-transformers may nest it)."""
-    if (model_dir / "config.json").is_file():
-        return model_dir
+    """The directory holding the transformer weights (sentence-transformers may nest it).
+
+    A sentence-transformers directory with modules beyond Transformer, Pooling and
+    Normalize (a checkpoint's ``hf_text`` export holds a Dense projection unless the
+    projection is the identity) is refused: this encoder would skip them.
+    """
     modules_file = model_dir / ST_MODULES_FILE
     if modules_file.is_file():
-        for module in json.loads(modules_file.read_text(encoding="utf-8")):
-            if module.get("type") == TRANSFORMER_MODULE:
-                return model_dir / module.get("path", "")
+        modules = json.loads(modules_file.read_text(encoding="utf-8"))
+        kinds = {str(module.get("type", "")).rsplit(".", 1)[-1]: module for module in modules}
+        extra = sorted(set(kinds) - REPRODUCED_MODULES)
+        if extra:
+            raise ModelSpecError(
+                f"{modules_file}: modules {', '.join(extra)} are not applied by this encoder; "
+                "give the checkpoint directory (the one holding manifest.json) instead"
+            )
+        if TRANSFORMER_MODULE in kinds:
+            return model_dir / kinds[TRANSFORMER_MODULE].get("path", "")
+    if (model_dir / "config.json").is_file():
+        return model_dir
     raise ModelSpecError(f"{model_dir}: no config.json and no Transformer module in modules.json")
 
 

@@ -1,8 +1,10 @@
 """JSONL shards: one object per line.
 
 ``caption`` or ``text``, and optionally ``id`` or ``sample_id`` (string or integer),
-``url``, ``image_path``, ``nsfw``; other keys are ignored and whitespace-only lines are
-skipped. A broken line or a wrong JSON type fails the read naming the line.
+``url``, ``image_path`` or ``file_name`` (COCO's annotation files name the image so:
+``{"id", "image_id", "file_name", "caption"}``; ``image_id`` adds nothing to the file
+name), ``nsfw``; other keys are ignored and whitespace-only lines are skipped. A broken
+line or a wrong JSON type fails the read naming the line.
 """
 
 from __future__ import annotations
@@ -72,5 +74,9 @@ def read_jsonl(path: UPath) -> ParsedShard:
         )
         urls.append(_json_string(record.get("url"), "url", where))
         nsfw.append(_json_string(record.get("nsfw"), "nsfw", where))
-        image_paths.append(_json_string(record.get("image_path"), "image_path", where))
+        image_paths.append(
+            _json_string(
+                _json_field(record, ("image_path", "file_name"), where), "image_path", where
+            )
+        )
     return parsed_from_python(source_rows, texts, sample_ids, urls, nsfw, image_paths)

@@ -143,3 +143,24 @@ def test_eval_data_setting_is_read_from_the_environment(
     assert Settings.from_env().eval_data_dir == tmp_path.resolve()
     monkeypatch.delenv(EVAL_DATA_ENV)
     assert Settings.from_env().eval_data_dir is None
+
+
+def test_hf_model_dir_with_a_dense_module_is_refused(tmp_path: Path) -> None:
+    from paraclip_pipeline.evaluation.public.models import ModelSpecError, transformer_dir
+
+    modules = [
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {
+            "idx": 1,
+            "name": "1",
+            "path": "1_Pooling",
+            "type": "sentence_transformers.models.Pooling",
+        },
+    ]
+    (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "modules.json").write_text(json.dumps(modules))
+    assert transformer_dir(tmp_path) == tmp_path
+    dense = {"idx": 2, "name": "2", "path": "2_Dense", "type": "sentence_transformers.models.Dense"}
+    (tmp_path / "modules.json").write_text(json.dumps([*modules, dense]))
+    with pytest.raises(ModelSpecError, match=r"modules\.json: modules Dense are not applied"):
+        transformer_dir(tmp_path)
