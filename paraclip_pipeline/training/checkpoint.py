@@ -95,13 +95,17 @@ def _export_hf_text(model: torch.nn.Module, tokenizer: Any, export_dir: Path) ->
     text = model.text
     text.transformer.save_pretrained(export_dir)
     tokenizer.tokenizer.save_pretrained(export_dir)
-    save_file(_cpu_state(text.proj.state_dict()), export_dir / HF_PROJECTION_FILE)
+    projection = _cpu_state(text.proj.state_dict())
+    # An identity projection (text width == embed_dim) has no weights and no file.
+    if projection:
+        save_file(projection, export_dir / HF_PROJECTION_FILE)
     head = {
         "pooler": type(text.pooler).__name__,
-        "projection_file": HF_PROJECTION_FILE,
+        "projection_file": HF_PROJECTION_FILE if projection else None,
         "output_dim": text.output_dim,
         "normalize": True,
-        "usage": "masked pooling of last_hidden_state, then the projection, then L2-normalise",
+        "usage": "masked pooling of last_hidden_state, then the projection (if any), then "
+        "L2-normalise",
     }
     write_text_atomic(json.dumps(head, indent=2), export_dir / "paraclip_text_head.json")
 
