@@ -47,7 +47,8 @@ def benchmark_report(
 
     checkpoint_dir = _latest_checkpoint_dir(context.instance)
     heldout = pa.concat_tables(filtered_pairs[shard] for shard in sorted(filtered_pairs))
-    heldout = heldout.filter(pc.equal(heldout[schema.SPLIT], "heldout"))
+    # Only the test split is scored; validation is for choosing settings.
+    heldout = heldout.filter(pc.equal(heldout[schema.SPLIT], schema.TEST))
     config = EvaluationConfig(
         sts_dir=Path(evaluation.sts_dir) if evaluation.sts_dir else None,
         aro_dir=Path(evaluation.aro_dir) if evaluation.aro_dir else None,

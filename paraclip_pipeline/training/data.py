@@ -92,7 +92,7 @@ def prepare_training_data(pairs: pa.Table, image_embeddings: pa.Table) -> Traini
     """
     _require_columns(pairs, schema.FILTERED_PAIRS_SCHEMA, "filtered pairs")
     _require_columns(image_embeddings, schema.IMAGE_EMBEDDINGS_SCHEMA, "image embeddings")
-    train = pairs.filter(pc.equal(pairs.column(schema.SPLIT), "train")).select(
+    train = pairs.filter(pc.equal(pairs.column(schema.SPLIT), schema.TRAIN)).select(
         [schema.CAPTION_ID, schema.TEXT, schema.PARAPHRASE_1, schema.PARAPHRASE_2]
     )
     for column in train.column_names:
