@@ -233,6 +233,10 @@ def run_training(
         step_module = DistributedDataParallel(step_module, device_ids=device_ids)
     loss_fn = ParaClipLoss(config.loss_weights, config.fixed_temperature, context.world_size)
     log(
+        f"dropped {data.duplicate_captions_dropped} train rows whose normalised caption a "
+        "smaller caption_id (in any shard) already had"
+    )
+    log(
         f"training {rows} rows ({int(data.has_image.sum())} with image), batch {micro} x "
         f"{config.grad_accum_steps} accumulation, {total_steps} steps on {context.world_size} "
         f"process(es)"
@@ -327,6 +331,7 @@ def run_training(
                 "image_model_id": clip.model_id,
                 "image_embedding_models": sorted(data.image_embedding_models),
                 "pairs_without_embedding_row": data.rows_without_embedding_row,
+                "duplicate_captions_dropped": data.duplicate_captions_dropped,
             },
             trained_caption_ids=data.caption_ids,
         )

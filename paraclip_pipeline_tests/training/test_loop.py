@@ -57,7 +57,8 @@ def test_only_text_tower_changes_and_image_tower_never_runs(
     assert not torch.equal(trained["text_projection"], before["text_projection"])
     assert not torch.equal(trained["token_embedding.weight"], before["token_embedding.weight"])
     assert result.manifest["inputs"] == INPUTS
-    assert result.trained_caption_ids == [f"c{i:03d}" for i in range(24)]  # heldout excluded
+    assert result.trained_caption_ids == [f"c{i:03d}" for i in range(24)]  # test excluded
+    assert result.manifest["duplicate_captions_dropped"] == 0
     assert [row["step"] for row in result.loss_history] == list(range(1, 7))
     assert {
         "loss_l1",
