@@ -61,7 +61,15 @@ LogFn = Callable[[str], None]
 # open_clip clamps the learned logit scale at 100 (log 100) for stability.
 MAX_LOG_LOGIT_SCALE = math.log(100.0)
 # Config fields that change neither the result nor its meaning (excluded from the fingerprint).
-_FINGERPRINT_EXCLUDED = {"nproc", "device", "log_every_steps", "checkpoint_every_steps"}
+# ``selection`` documents the run; ``seeds`` is split into one single-seed run per seed.
+_FINGERPRINT_EXCLUDED = {
+    "nproc",
+    "device",
+    "log_every_steps",
+    "checkpoint_every_steps",
+    "selection",
+    "seeds",
+}
 
 
 @dataclass
@@ -324,7 +332,10 @@ def run_training(
             model_config=resolved_model_config(profile),
             manifest_fields={
                 "run_fingerprint": fingerprint,
-                "config": config.model_dump(),
+                "config": config.model_dump(mode="json"),
+                "selection": None
+                if config.selection is None
+                else config.selection.model_dump(mode="json"),
                 "inputs": inputs,
                 "metrics": metrics,
                 "loss_history": loss_history,
