@@ -54,7 +54,8 @@ def benchmark_report(
     pairs = pa.concat_tables(filtered_pairs[shard] for shard in sorted(filtered_pairs))
     # Only the test split is scored; validation is for choosing settings.
     heldout = pairs.filter(pc.equal(pairs[schema.SPLIT], schema.TEST))
-    trained_ids = read_trained_caption_ids(checkpoint_dir, read_manifest(checkpoint_dir))
+    manifest = read_manifest(checkpoint_dir)
+    trained_ids = read_trained_caption_ids(checkpoint_dir, manifest)
     refuse_leaked_checkpoint(checkpoint_dir.name, trained_ids, pairs, heldout)
     config = EvaluationConfig(
         sts_dir=Path(evaluation.sts_dir) if evaluation.sts_dir else None,
@@ -91,7 +92,11 @@ def benchmark_report(
         context={
             "checkpoint": str(checkpoint_dir),
             "model profile": clip_model.profile,
-            "held-out pairs": str(len(heldout)),
+            "test pairs (held out)": str(len(heldout)),
+            "losses trained with": "; ".join(
+                f"{term} {why}" for term, why in manifest.get("losses", {}).items()
+            )
+            or "not recorded",
             "public benchmark data": evaluation.eval_data_dir or "not set (PARACLIP_EVAL_DATA)",
         },
         public_benchmarks=public,

@@ -54,6 +54,7 @@ from paraclip_pipeline.training.data import (
     prepare_training_data,
     tokenize,
 )
+from paraclip_pipeline.training.loss_plan import plan_losses
 from paraclip_pipeline.training.losses import LossTerms, ParaClipLoss
 from paraclip_pipeline.training.optim import freeze_image_tower, make_optimizer, make_scheduler
 
@@ -239,7 +240,15 @@ def run_training(
             [torch.device(context.device).index] if context.device.startswith("cuda") else None
         )
         step_module = DistributedDataParallel(step_module, device_ids=device_ids)
-    loss_fn = ParaClipLoss(config.loss_weights, config.fixed_temperature, context.world_size)
+    losses = plan_losses(
+        config.loss_weights,
+        pretrained_image_tower=profile.pretrained is not None,
+        own_image_model_id=clip.model_id,
+        image_embedding_models=data.image_embedding_models,
+        rows_with_image=int(data.has_image.sum()),
+    )
+    log("losses: " + ", ".join(f"{term} {why}" for term, why in losses.reasons.items()))
+    loss_fn = ParaClipLoss(losses.weights, config.fixed_temperature, context.world_size)
     log(
         f"dropped {data.duplicate_captions_dropped} train rows whose normalised caption a "
         "smaller caption_id (in any shard) already had"
@@ -343,6 +352,7 @@ def run_training(
                 "image_embedding_models": sorted(data.image_embedding_models),
                 "pairs_without_embedding_row": data.rows_without_embedding_row,
                 "duplicate_captions_dropped": data.duplicate_captions_dropped,
+                "losses": losses.reasons,
             },
             trained_caption_ids=data.caption_ids,
         )
