@@ -66,9 +66,6 @@ class TrainConfig(BaseModel):
     max_steps: int | None = Field(None, ge=1)
     grad_clip_norm: float | None = Field(1.0, gt=0.0)
     seed: int = 0
-    seeds: tuple[int, ...] | None = Field(
-        None, min_length=1, description="several seeds: one checkpoint per seed; None: [seed]"
-    )
     bf16: bool = False
     grad_accum_steps: int = Field(1, ge=1)
     loss_weights: LossWeights = LossWeights()
@@ -87,14 +84,4 @@ class TrainConfig(BaseModel):
             raise ValueError(
                 f"batch_size {self.batch_size} must be a multiple of nproc {self.nproc}"
             )
-        if self.seeds is not None and len(set(self.seeds)) != len(self.seeds):
-            raise ValueError(f"seeds must be distinct, got {list(self.seeds)}")
         return self
-
-    @property
-    def run_seeds(self) -> tuple[int, ...]:
-        return self.seeds if self.seeds is not None else (self.seed,)
-
-    def for_seed(self, seed: int) -> TrainConfig:
-        """The single-seed config of one of ``run_seeds`` (what one checkpoint is trained with)."""
-        return self.model_copy(update={"seed": seed, "seeds": None})

@@ -62,14 +62,13 @@ LogFn = Callable[[str], None]
 # open_clip clamps the learned logit scale at 100 (log 100) for stability.
 MAX_LOG_LOGIT_SCALE = math.log(100.0)
 # Config fields that change neither the result nor its meaning (excluded from the fingerprint).
-# ``selection`` documents the run; ``seeds`` is split into one single-seed run per seed.
+# ``selection`` documents the run, it does not change it.
 _FINGERPRINT_EXCLUDED = {
     "nproc",
     "device",
     "log_every_steps",
     "checkpoint_every_steps",
     "selection",
-    "seeds",
 }
 
 
