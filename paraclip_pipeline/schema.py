@@ -25,9 +25,15 @@ STATUS_1 = "status_1"
 PARAPHRASE_2 = "paraphrase_2"
 STATUS_2 = "status_2"
 
-SPLIT = "split"  # "train" or "heldout", a deterministic function of caption_id
+SPLIT = "split"  # one of SPLITS, a deterministic function of the normalised caption text
 REJECTED_BY = "rejected_by"  # name of the first filter rule that rejected a row
 HAS_IMAGE = "has_image"
+
+# Values of SPLIT: train is trained on, validation chooses settings, test is only reported.
+TRAIN = "train"
+VALIDATION = "validation"
+TEST = "test"
+SPLITS = (TRAIN, VALIDATION, TEST)
 
 # Paraphrase outcome per row; a row always ends in exactly one of these.
 PARAPHRASE_STATUSES = ("ok", "refused", "empty", "echo", "error", "skipped")

@@ -41,14 +41,23 @@ def benchmark_report(
 ) -> dg.MaterializeResult:
     """The paper's evaluation, baseline and fine-tuned side by side, as Markdown + HTML;
     with ``eval_data_dir`` also the public benchmarks (the code `paraclip evaluate` runs)."""
+    from paraclip_pipeline.evaluation.leakage import refuse_leaked_checkpoint
     from paraclip_pipeline.evaluation.public.suite import run_public_benchmarks
     from paraclip_pipeline.evaluation.report import render_report
     from paraclip_pipeline.evaluation.suite import EvaluationConfig, run_suite
+    from paraclip_pipeline.modeling.checkpoint_format import (
+        read_manifest,
+        read_trained_caption_ids,
+    )
     from paraclip_pipeline.modeling.profiles import get_profile
 
     checkpoint_dir = _latest_checkpoint_dir(context.instance)
-    heldout = pa.concat_tables(filtered_pairs[shard] for shard in sorted(filtered_pairs))
-    heldout = heldout.filter(pc.equal(heldout[schema.SPLIT], "heldout"))
+    pairs = pa.concat_tables(filtered_pairs[shard] for shard in sorted(filtered_pairs))
+    # Only the test split is scored; validation is for choosing settings.
+    heldout = pairs.filter(pc.equal(pairs[schema.SPLIT], schema.TEST))
+    manifest = read_manifest(checkpoint_dir)
+    trained_ids = read_trained_caption_ids(checkpoint_dir, manifest)
+    refuse_leaked_checkpoint(checkpoint_dir.name, trained_ids, pairs, heldout)
     config = EvaluationConfig(
         sts_dir=Path(evaluation.sts_dir) if evaluation.sts_dir else None,
         aro_dir=Path(evaluation.aro_dir) if evaluation.aro_dir else None,
@@ -84,7 +93,11 @@ def benchmark_report(
         context={
             "checkpoint": str(checkpoint_dir),
             "model profile": clip_model.profile,
-            "held-out pairs": str(len(heldout)),
+            "test pairs (held out)": str(len(heldout)),
+            "losses trained with": "; ".join(
+                f"{term} {why}" for term, why in manifest.get("losses", {}).items()
+            )
+            or "not recorded",
             "public benchmark data": evaluation.eval_data_dir or "not set (PARACLIP_EVAL_DATA)",
         },
         public_benchmarks=public,

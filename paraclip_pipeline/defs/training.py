@@ -85,7 +85,7 @@ def _shard_inputs(
     counts = {
         shard: ShardRows(
             rows=len(table),
-            train_rows=int(pc.sum(pc.equal(table[schema.SPLIT], "train")).as_py() or 0),
+            train_rows=int(pc.sum(pc.equal(table[schema.SPLIT], schema.TRAIN)).as_py() or 0),
         )
         for shard, table in pairs_by_shard.items()
     }

@@ -209,7 +209,10 @@ def apply_filter_rules(
     is_kept = rejected_by.is_null()
     kept_rows = ordered.filter(is_kept.to_arrow())
     split = assign_split(
-        kept_rows[schema.CAPTION_ID], rules.split.heldout_fraction, rules.split.salt
+        kept_rows[schema.TEXT],
+        validation_fraction=rules.split.validation_fraction,
+        test_fraction=rules.split.test_fraction,
+        salt=rules.split.salt,
     )
     verdicts = pl.DataFrame([rejected_by, details]).filter(~is_kept)
     rejected = ordered.filter(pc.invert(is_kept.to_arrow()))

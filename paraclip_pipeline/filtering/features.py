@@ -51,12 +51,30 @@ def whitespace_token_count(column: str) -> Feature:
     )
 
 
+def word_list(text: pl.Expr) -> pl.Expr:
+    """Lowercased words of ``text`` in order; a null text has none."""
+    return text.fill_null("").str.to_lowercase().str.extract_all(WORD_PATTERN)
+
+
+def normalised_text(text: pl.Expr) -> pl.Expr:
+    """The normalised text: case folded, punctuation stripped, whitespace collapsed.
+
+    The one definition of "the same caption" that the dedup and round-trip rules, the
+    train / validation / test split, cross-shard training dedup and the report's leakage
+    check share, so "A dog, running." and "a  dog running" are one text everywhere.
+    """
+    return word_list(text).list.join(" ")
+
+
+def normalise_texts(texts: Iterable[str | None]) -> list[str]:
+    """``normalised_text`` of each of ``texts`` (same order), for callers without a frame."""
+    series = pl.Series("text", list(texts), dtype=pl.String)
+    return pl.select(normalised_text(pl.lit(series))).to_series().to_list()
+
+
 def words(column: str) -> Feature:
     """Lowercased words in order (the normalised text as a list); a null text has none."""
-    return Feature(
-        f"{FEATURE_PREFIX}words_{column}",
-        pl.col(column).fill_null("").str.to_lowercase().str.extract_all(WORD_PATTERN),
-    )
+    return Feature(f"{FEATURE_PREFIX}words_{column}", word_list(pl.col(column)))
 
 
 def word_set(column: str) -> Feature:

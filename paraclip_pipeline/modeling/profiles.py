@@ -97,8 +97,9 @@ BUILTIN_PROFILES: dict[str, ModelProfile] = {
             image_size=64,
             hf_text_dir=MINILM_TEXT_DIR,
             description=(
-                "Pretrained all-MiniLM-L6-v2 text tower (mean pooling, linear projection) "
-                "and a small random ViT image tower; runs fully offline."
+                "Pretrained all-MiniLM-L6-v2 text tower (mean pooling, no projection: its width "
+                "is embed_dim, so step 0 is the pretrained encoder) and a small random ViT "
+                "image tower; runs fully offline."
             ),
         ),
         ModelProfile(

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+# A benchmark file or split named "test" (test.tsv, sts-test.csv, test/...): never tuned on.
+_TEST_NAME = re.compile(r"(^|[/_.\-])test([/_.\-#]|$)", re.IGNORECASE)
 
 
 class LossWeights(BaseModel):
@@ -15,6 +19,32 @@ class LossWeights(BaseModel):
     image_paraphrase2: float = Field(1.0, ge=0.0, description="L1(image, T'')")
     caption_paraphrase1: float = Field(1.0, ge=0.0, description="L2(caption, T')")
     paraphrase1_paraphrase2: float = Field(1.0, ge=0.0, description="L3(T', T'')")
+
+
+class Selection(BaseModel):
+    """What the hyper-parameters were chosen on, copied into the checkpoint manifest.
+
+    Documentation of the run, not part of it: excluded from the run fingerprint. Test
+    data is refused here, since a setting chosen on it makes its test numbers optimistic.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    chosen_on: tuple[str, ...] = Field(
+        min_length=1, description="validation / dev benchmark files the settings were chosen on"
+    )
+    table: str | None = Field(None, description="where the comparison is, e.g. docs/training.md#x")
+    note: str | None = None
+
+    @field_validator("chosen_on")
+    @classmethod
+    def _no_test_data(cls, chosen_on: tuple[str, ...]) -> tuple[str, ...]:
+        tuned_on_test = [name for name in chosen_on if _TEST_NAME.search(name)]
+        if tuned_on_test:
+            raise ValueError(
+                f"settings must be chosen on validation or dev data, not test data: {tuned_on_test}"
+            )
+        return chosen_on
 
 
 class TrainConfig(BaseModel):
@@ -46,6 +76,7 @@ class TrainConfig(BaseModel):
     log_every_steps: int = Field(10, ge=1)
     nproc: int = Field(1, ge=1, description="1: in-process; >1: torchrun with DDP")
     device: Literal["cpu", "cuda"] = "cpu"
+    selection: Selection | None = None
 
     @model_validator(mode="after")
     def _batch_splits_across_ranks(self) -> TrainConfig:

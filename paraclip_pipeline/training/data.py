@@ -11,11 +11,13 @@ import json
 from dataclasses import dataclass
 
 import numpy as np
+import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 import torch
 
 from paraclip_pipeline import schema
+from paraclip_pipeline.filtering.features import normalised_text
 from paraclip_pipeline.modeling.factory import LoadedClip
 from paraclip_pipeline.training.config import TrainConfig
 
@@ -36,6 +38,8 @@ class TrainingData:
     has_image: np.ndarray  # (rows,) bool
     image_embedding_models: frozenset[str]
     rows_without_embedding_row: int
+    # Train rows dropped because a smaller caption_id had the same normalised caption.
+    duplicate_captions_dropped: int = 0
 
     def __len__(self) -> int:
         return len(self.caption_ids)
@@ -85,14 +89,33 @@ def _embedding_matrix(joined: pa.Table) -> tuple[np.ndarray, np.ndarray]:
     return matrix, mask
 
 
+def _one_row_per_caption(train: pa.Table) -> pa.Table:
+    """The row with the smallest caption_id of each normalised caption (input sorted by id).
+
+    Filtering dedups within one shard; the same caption in two shards (template captions,
+    re-crawled images) would otherwise be trained on twice and, as a positive pair in one
+    batch, be scored as a negative of itself.
+    """
+    normalised = "__normalised"
+    frame = pl.from_arrow(train)
+    assert isinstance(frame, pl.DataFrame)
+    unique = (
+        frame.with_columns(normalised_text(pl.col(schema.TEXT)).alias(normalised))
+        .unique(subset=normalised, keep="first", maintain_order=True)
+        .drop(normalised)
+    )
+    return unique.to_arrow().cast(train.schema)
+
+
 def prepare_training_data(pairs: pa.Table, image_embeddings: pa.Table) -> TrainingData:
-    """Keep ``split == "train"``, join image embeddings by caption_id, sort by caption_id.
+    """Keep ``split == "train"``, one row per normalised caption across all shards (the
+    smallest caption_id), join image embeddings by caption_id, sort by caption_id.
 
     A pair with no image-embedding row at all trains without an image (L2, L3 only).
     """
     _require_columns(pairs, schema.FILTERED_PAIRS_SCHEMA, "filtered pairs")
     _require_columns(image_embeddings, schema.IMAGE_EMBEDDINGS_SCHEMA, "image embeddings")
-    train = pairs.filter(pc.equal(pairs.column(schema.SPLIT), "train")).select(
+    train = pairs.filter(pc.equal(pairs.column(schema.SPLIT), schema.TRAIN)).select(
         [schema.CAPTION_ID, schema.TEXT, schema.PARAPHRASE_1, schema.PARAPHRASE_2]
     )
     for column in train.column_names:
@@ -110,6 +133,9 @@ def prepare_training_data(pairs: pa.Table, image_embeddings: pa.Table) -> Traini
             duplicate = counts.filter(pc.greater(counts.field("counts"), 1))[0]["values"]
             raise TrainingDataError(f"{what}: caption_id {duplicate} appears more than once")
     train = train.sort_by(schema.CAPTION_ID)
+    deduplicated = _one_row_per_caption(train)
+    duplicates_dropped = len(train) - len(deduplicated)
+    train = deduplicated
     # A take by position instead of Table.join: Acero cannot carry list columns through a join.
     positions = pc.index_in(
         train.column(schema.CAPTION_ID), value_set=image_embeddings.column(schema.CAPTION_ID)
@@ -130,6 +156,7 @@ def prepare_training_data(pairs: pa.Table, image_embeddings: pa.Table) -> Traini
         has_image=has_image,
         image_embedding_models=frozenset(models.unique().to_pylist()),
         rows_without_embedding_row=int(pc.sum(pc.is_null(joined.column(schema.HAS_IMAGE))).as_py()),
+        duplicate_captions_dropped=duplicates_dropped,
     )
 
 

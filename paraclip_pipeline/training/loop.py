@@ -54,6 +54,7 @@ from paraclip_pipeline.training.data import (
     prepare_training_data,
     tokenize,
 )
+from paraclip_pipeline.training.loss_plan import plan_losses
 from paraclip_pipeline.training.losses import LossTerms, ParaClipLoss
 from paraclip_pipeline.training.optim import freeze_image_tower, make_optimizer, make_scheduler
 
@@ -61,7 +62,14 @@ LogFn = Callable[[str], None]
 # open_clip clamps the learned logit scale at 100 (log 100) for stability.
 MAX_LOG_LOGIT_SCALE = math.log(100.0)
 # Config fields that change neither the result nor its meaning (excluded from the fingerprint).
-_FINGERPRINT_EXCLUDED = {"nproc", "device", "log_every_steps", "checkpoint_every_steps"}
+# ``selection`` documents the run, it does not change it.
+_FINGERPRINT_EXCLUDED = {
+    "nproc",
+    "device",
+    "log_every_steps",
+    "checkpoint_every_steps",
+    "selection",
+}
 
 
 @dataclass
@@ -231,7 +239,19 @@ def run_training(
             [torch.device(context.device).index] if context.device.startswith("cuda") else None
         )
         step_module = DistributedDataParallel(step_module, device_ids=device_ids)
-    loss_fn = ParaClipLoss(config.loss_weights, config.fixed_temperature, context.world_size)
+    losses = plan_losses(
+        config.loss_weights,
+        pretrained_image_tower=profile.pretrained is not None,
+        own_image_model_id=clip.model_id,
+        image_embedding_models=data.image_embedding_models,
+        rows_with_image=int(data.has_image.sum()),
+    )
+    log("losses: " + ", ".join(f"{term} {why}" for term, why in losses.reasons.items()))
+    loss_fn = ParaClipLoss(losses.weights, config.fixed_temperature, context.world_size)
+    log(
+        f"dropped {data.duplicate_captions_dropped} train rows whose normalised caption a "
+        "smaller caption_id (in any shard) already had"
+    )
     log(
         f"training {rows} rows ({int(data.has_image.sum())} with image), batch {micro} x "
         f"{config.grad_accum_steps} accumulation, {total_steps} steps on {context.world_size} "
@@ -320,13 +340,18 @@ def run_training(
             model_config=resolved_model_config(profile),
             manifest_fields={
                 "run_fingerprint": fingerprint,
-                "config": config.model_dump(),
+                "config": config.model_dump(mode="json"),
+                "selection": None
+                if config.selection is None
+                else config.selection.model_dump(mode="json"),
                 "inputs": inputs,
                 "metrics": metrics,
                 "loss_history": loss_history,
                 "image_model_id": clip.model_id,
                 "image_embedding_models": sorted(data.image_embedding_models),
                 "pairs_without_embedding_row": data.rows_without_embedding_row,
+                "duplicate_captions_dropped": data.duplicate_captions_dropped,
+                "losses": losses.reasons,
             },
             trained_caption_ids=data.caption_ids,
         )

@@ -148,16 +148,20 @@ def export_text_tower(model: torch.nn.Module, tokenizer: Any, export_dir: Path) 
     text = model.text
     text.transformer.save_pretrained(export_dir)
     tokenizer.tokenizer.save_pretrained(export_dir)
-    save_file(cpu_state(text.proj.state_dict()), export_dir / HF_PROJECTION_FILE)
+    projection = cpu_state(text.proj.state_dict())
+    # An identity projection (text width == embed_dim) has no weights and no file.
+    if projection:
+        save_file(projection, export_dir / HF_PROJECTION_FILE)
     unsupported = _unsupported(text)
     if unsupported is None:
         _write_sentence_transformers(text, int(tokenizer.context_length), export_dir)
     head = {
         "pooler": type(text.pooler).__name__,
-        "projection_file": HF_PROJECTION_FILE,
+        "projection_file": HF_PROJECTION_FILE if projection else None,
         "output_dim": text.output_dim,
         "normalize": True,
-        "usage": "masked pooling of last_hidden_state, then the projection, then L2-normalise",
+        "usage": "masked pooling of last_hidden_state, then the projection (if any), then "
+        "L2-normalise",
         "sentence_transformers": unsupported or "SentenceTransformer(this directory)",
     }
     _write_json(head, export_dir / TEXT_HEAD_FILE)

@@ -141,7 +141,7 @@ def test_rules_edit_reruns_only_the_filter_and_what_follows(pipeline: Pipeline) 
     }
     calls_before = pipeline.counter.calls
 
-    pipeline.edit_rules(lambda rules: rules["split"].update(heldout_fraction=0.3))
+    pipeline.edit_rules(lambda rules: rules["split"].update(test_fraction=0.3))
     after_edit = dg.evaluate_automation_conditions(
         defs=pipeline.defs, instance=pipeline.instance, cursor=baseline.cursor
     )

@@ -32,7 +32,7 @@ rules:
     reason: needs MiniLM
     min_cosine: 0.5
 split:
-  heldout_fraction: 0.1
+  test_fraction: 0.1
 pass_rate:
   min: 0.2
   max: 1.0
@@ -44,7 +44,7 @@ def test_shipped_rules_file_loads_with_every_rule_in_order() -> None:
     assert rules.rule_names == list(RULE_TYPES)
     assert all(rule.enabled and rule.reason for rule in rules.rules)
     assert rules.pass_rate_bounds == (0.1, 1.0)
-    assert rules.split.heldout_fraction == 0.25
+    assert (rules.split.validation_fraction, rules.split.test_fraction) == (0.1, 0.25)
     assert rules.needs_encoder
     assert len(rules.content_hash) == 64
 
@@ -67,7 +67,11 @@ def test_parsed_parameters_and_disabled_rule(write_rules: Callable[[str], Path])
         (("near_identical_jaccard: 0.9", "near_identical_jaccard: 1.5"), r"'copy': near_ident"),
         (("near_identical_jaccard: 0.9", "jacard: 0.9"), r"'copy': jacard: Extra inputs"),
         (("    reason: copies teach nothing\n", ""), r"'copy': reason: Field required"),
-        (("heldout_fraction: 0.1", "heldout_fraction: 2"), r"split.heldout_fraction"),
+        (("test_fraction: 0.1", "test_fraction: 2"), r"split.test_fraction"),
+        (
+            ("test_fraction: 0.1", "test_fraction: 0.95"),
+            r"split: .*test_fraction = [0-9.]+ exceeds 1",
+        ),
         (("max: 1.0", "max: 0.1"), r"pass_rate: .*min 0.2 > max 0.1"),
         (("version: 1", "version: 1\nextra_section: {}"), r"unknown top-level key.*extra_sec"),
         (
@@ -157,7 +161,8 @@ def test_hash_ignores_edits_that_cannot_change_output(
         ("max_tokens: 15", "max_tokens: 16"),  # a threshold
         ("near_identical_jaccard: 0.9", "near_identical_jaccard: 0.85"),
         ("    enabled: false\n", ""),  # enabling a rule
-        ("heldout_fraction: 0.1", "heldout_fraction: 0.2"),
+        ("test_fraction: 0.1", "test_fraction: 0.2"),
+        ("test_fraction: 0.1", "test_fraction: 0.1\n  validation_fraction: 0.2"),
         ("min: 0.2", "min: 0.3"),  # pass-rate bounds
     ],
 )

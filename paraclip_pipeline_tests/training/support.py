@@ -38,7 +38,7 @@ def make_pairs(rows: int, heldout: int = 2) -> pa.Table:
                 schema.TEXT: caption,
                 schema.PARAPHRASE_1: f"a photo of {caption}",
                 schema.PARAPHRASE_2: f"picture showing {caption[::-1]}",
-                schema.SPLIT: "train" if index < rows else "heldout",
+                schema.SPLIT: schema.TRAIN if index < rows else schema.TEST,
             }
             for index, caption in enumerate(captions)
         ],

@@ -57,7 +57,8 @@ def test_only_text_tower_changes_and_image_tower_never_runs(
     assert not torch.equal(trained["text_projection"], before["text_projection"])
     assert not torch.equal(trained["token_embedding.weight"], before["token_embedding.weight"])
     assert result.manifest["inputs"] == INPUTS
-    assert result.trained_caption_ids == [f"c{i:03d}" for i in range(24)]  # heldout excluded
+    assert result.trained_caption_ids == [f"c{i:03d}" for i in range(24)]  # test excluded
+    assert result.manifest["duplicate_captions_dropped"] == 0
     assert [row["step"] for row in result.loss_history] == list(range(1, 7))
     assert {
         "loss_l1",
@@ -160,3 +161,26 @@ def test_bf16_accumulation_and_fixed_temperature(
     assert all(row["total"] > 0 for row in result.loss_history)
     trained = load_file(result.checkpoint_dir / WEIGHTS_FILE)
     assert torch.equal(trained["logit_scale"], tiny_clip.model.state_dict()["logit_scale"])
+
+
+SELECTION = {
+    "chosen_on": ["coco_karpathy/val/captions.txt", "paws/dev.tsv"],
+    "table": "docs/training.md#levers",
+}
+
+
+def test_selection_is_validated_recorded_and_not_part_of_the_run(
+    tiny_data, tiny_config, tmp_path
+) -> None:
+    config = tiny_config.model_copy(update={"max_steps": 1})
+    chosen = TrainConfig.model_validate({**config.model_dump(), "selection": SELECTION})
+    result = _train(tiny_data, chosen, tmp_path / "run")
+    assert result.manifest["selection"] == {**SELECTION, "note": None}
+    # Same fingerprint without the block: the rerun reuses the checkpoint, not refuses it.
+    again = _train(tiny_data, config, tmp_path / "run")
+    assert again.manifest["run_fingerprint"] == result.manifest["run_fingerprint"]
+    for tuned_on_test in ("stsb/sts-test.csv", "paws/test.tsv", "mrpc/msr_paraphrase_test.txt"):
+        with pytest.raises(ValueError, match="not test data"):
+            TrainConfig.model_validate({"selection": {"chosen_on": [tuned_on_test]}})
+    with pytest.raises(ValueError, match="chosen_on"):
+        TrainConfig.model_validate({"selection": {"chosen_on": []}})

@@ -25,8 +25,10 @@ from paraclip_pipeline.modeling.checkpoint_format import (
 from paraclip_pipeline.modeling.factory import load_clip, trailing_pad_id, trim_trailing_padding
 from paraclip_pipeline.modeling.pretrained import minilm_model_dir
 from paraclip_pipeline.modeling.profiles import get_profile
+from paraclip_pipeline.modeling.sentence_encoder import SentenceEncoder
 from paraclip_pipeline.training.config import TrainConfig
 from paraclip_pipeline.training.loop import TextFeatures, train_text_encoder
+from paraclip_pipeline.training.optim import freeze_image_tower
 from paraclip_pipeline.training.text_export import dense_layers
 from paraclip_pipeline_tests.training.support import make_embeddings, make_pairs
 
@@ -65,8 +67,9 @@ def test_minilm_checkpoint_exports_hf_text_tower(tmp_path, monkeypatch) -> None:
         torch.equal(tensor, saved[f"text.transformer.{name}"])
         for name, tensor in encoder_state.items()
     )
-    projection = load_file(export / HF_PROJECTION_FILE)
-    assert all(torch.equal(t, saved[f"text.proj.{name}"]) for name, t in projection.items())
+    # MiniLM's width is embed_dim: the projection is the identity, with no weights to export.
+    assert not (export / HF_PROJECTION_FILE).exists()
+    assert not any(name.startswith("text.proj") for name in saved)
     reloaded = load_clip(profile, checkpoint=moved)
     expected = reloaded.encode_text(TEXTS)
     sentence_model = SentenceTransformer(str(export), device="cpu")
@@ -141,3 +144,31 @@ def test_minilm_resume_is_exact_despite_dropout(tmp_path) -> None:
         train(tmp_path / "resumed", log=interrupt)
     resumed = train(tmp_path / "resumed")
     assert resumed.manifest["weights_sha256"] == reference.manifest["weights_sha256"]
+
+
+PARITY_TEXTS = [
+    "A man riding a wave on top of a surfboard.",
+    "two dogs",
+    "A kitchen with white cabinets, a stove and a window above the sink",
+]
+
+
+def test_offline_baseline_is_plain_mean_pooled_minilm() -> None:
+    """The report's baseline is all-MiniLM-L6-v2 exactly as its users load it."""
+    clip = load_clip(get_profile("offline-minilm"))
+    assert isinstance(clip.model.text.proj, torch.nn.Identity)
+    plain = SentenceEncoder().encode(PARITY_TEXTS)
+    np.testing.assert_allclose(clip.encode_text(PARITY_TEXTS), plain, atol=1e-5)
+
+
+def test_training_model_at_step_zero_is_the_baseline() -> None:
+    """A freshly built training model, through the training forward, gives the baseline."""
+    profile = get_profile("offline-minilm")
+    clip = load_clip(profile)
+    model = clip.model
+    freeze_image_tower(model, TrainConfig())
+    model.eval()  # dropout off: the comparison is of weights, not of dropout noise
+    with torch.inference_mode():
+        features, _ = TextFeatures(model)(clip.tokenizer(PARITY_TEXTS))
+    step_zero = torch.nn.functional.normalize(features, dim=-1).numpy()
+    np.testing.assert_allclose(step_zero, SentenceEncoder().encode(PARITY_TEXTS), atol=1e-5)

@@ -49,13 +49,24 @@ RULE_TYPES: dict[str, type[Rule]] = {
 
 
 class SplitConfig(BaseModel):
-    """Held-out share of kept rows, by a hash of caption_id (see assign_split)."""
+    """Validation and test shares of kept rows, by a hash of the normalised caption text
+    (see assign_split); the rest is trained on."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    heldout_fraction: float = Field(default=0.1, ge=0.0, le=1.0)
-    # Changing the salt re-draws which rows are held out.
-    salt: str = "paraclip-split-v1"
+    validation_fraction: float = Field(default=0.1, ge=0.0, le=1.0)
+    test_fraction: float = Field(default=0.1, ge=0.0, le=1.0)
+    # Changing the salt re-draws which captions are held out.
+    salt: str = "paraclip-split-v2"
+
+    @model_validator(mode="after")
+    def _fractions_fit(self) -> SplitConfig:
+        if self.validation_fraction + self.test_fraction > 1.0:
+            raise ValueError(
+                f"validation_fraction + test_fraction = "
+                f"{self.validation_fraction + self.test_fraction} exceeds 1"
+            )
+        return self
 
 
 class PassRateConfig(BaseModel):
