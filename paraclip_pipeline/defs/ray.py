@@ -134,7 +134,12 @@ def build_ray_shard_steps(
             todo = [shard for shard in shards if shard not in failed]
             context.log.info(f"{key.to_user_string()}: {len(todo)} shard(s) as one Ray job")
             records = run_step_on_ray(
-                key.path[-1], todo, options, address=ray.address, cpus_per_task=ray.cpus_per_task
+                key.path[-1],
+                todo,
+                options,
+                address=ray.address,
+                cpus_per_task=ray.cpus_per_task,
+                actors=ray.actors,
             )
             for record in records:
                 if record["error"]:

@@ -85,9 +85,17 @@ def ingest_shard(shard_key: str, options: StepOptions) -> ShardRecord:
     return record
 
 
-def _paraphrase_step(stage: Literal[1, 2]) -> Callable[[str, StepOptions], ShardRecord]:
-    def paraphrase_shard(shard_key: str, options: StepOptions) -> ShardRecord:
-        from paraclip_pipeline.paraphrase.config import ParaphraserConfig
+def paraphraser_config(options: StepOptions):
+    from paraclip_pipeline.paraphrase.config import ParaphraserConfig
+
+    return ParaphraserConfig(**options["paraphraser"])
+
+
+def _paraphrase_step(stage: Literal[1, 2]) -> Callable[..., ShardRecord]:
+    def paraphrase_shard(
+        shard_key: str, options: StepOptions, backend: Any | None = None
+    ) -> ShardRecord:
+        """``backend``: a long-lived one (a Ray actor's async client); None builds one per shard."""
         from paraclip_pipeline.paraphrase.engine import run_paraphrase_stage
 
         if stage == 1:
@@ -98,8 +106,9 @@ def _paraphrase_step(stage: Literal[1, 2]) -> Callable[[str, StepOptions], Shard
         result = run_paraphrase_stage(
             rows,
             stage=stage,
-            config=ParaphraserConfig(**options["paraphraser"]),
+            config=paraphraser_config(options),
             cache_dir=_layout(options).paraphrase_cache_dir,
+            backend=backend,
         )
         asset = STAGE1_PARAPHRASES if stage == 1 else STAGE2_PARAPHRASES
         return _record(options, asset, shard_key, result.table, **result.stats.as_metadata())
@@ -174,13 +183,15 @@ def embed_shard(shard_key: str, options: StepOptions) -> ShardRecord:
     )
 
 
-STEPS: dict[str, Callable[[str, StepOptions], ShardRecord]] = {
+STEPS: dict[str, Callable[..., ShardRecord]] = {
     RAW_CAPTIONS: ingest_shard,
     STAGE1_PARAPHRASES: _paraphrase_step(1),
     STAGE2_PARAPHRASES: _paraphrase_step(2),
     FILTERED_PAIRS: filter_shard,
     IMAGE_EMBEDDINGS: embed_shard,
 }
+# The LLM steps: on Ray they run in an actor pool, each actor one long-lived async client.
+PARAPHRASE_STEPS = frozenset({STAGE1_PARAPHRASES, STAGE2_PARAPHRASES})
 # Dependency order: each step reads only outputs of steps before it.
 STEP_ORDER = (
     RAW_CAPTIONS,
@@ -191,11 +202,13 @@ STEP_ORDER = (
 )
 
 
-def run_step_safely(step: str, shard_key: str, options: StepOptions) -> ShardRecord:
+def run_step_safely(
+    step: str, shard_key: str, options: StepOptions, **step_kwargs: Any
+) -> ShardRecord:
     """``STEPS[step]`` for one shard; an exception becomes the record's ``error`` (with the
     exception's own message, which names the file) so the batch's other shards still land."""
     try:
-        return STEPS[step](shard_key, options)
+        return STEPS[step](shard_key, options, **step_kwargs)
     except Exception as error:
         empty = dict.fromkeys(RECORD_FIELDS)
         return {**empty, "shard": shard_key, "error": f"{type(error).__name__}: {error}"}
