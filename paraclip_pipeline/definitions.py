@@ -18,6 +18,7 @@ from paraclip_pipeline.defs.filtering import (
     filtered_pairs_code_version,
 )
 from paraclip_pipeline.defs.paraphrases import stage1_paraphrases, stage2_paraphrases
+from paraclip_pipeline.defs.ray import build_ray_shard_steps
 from paraclip_pipeline.defs.report_checks import benchmark_report_no_dev_regression
 from paraclip_pipeline.defs.reports import benchmark_report
 from paraclip_pipeline.defs.resources import default_resources
@@ -36,16 +37,18 @@ def build_defs(
     """Definitions for one set of settings; tests pass their own settings and resources."""
     settings = settings or Settings.from_env()
     code_version = filtered_pairs_code_version(load_rules(settings.filter_rules_path))
+    per_shard = [
+        raw_captions,
+        stage1_paraphrases,
+        stage2_paraphrases,
+        build_filtered_pairs(settings.filter_rules_path),
+        image_embeddings,
+    ]
+    if settings.ray_address:
+        # The same assets as one multi-asset that runs a batch of partitions on Ray.
+        per_shard = [build_ray_shard_steps(settings, per_shard)]
     return dg.Definitions(
-        assets=[
-            raw_captions,
-            stage1_paraphrases,
-            stage2_paraphrases,
-            build_filtered_pairs(settings.filter_rules_path),
-            image_embeddings,
-            text_encoder_checkpoint,
-            benchmark_report,
-        ],
+        assets=[*per_shard, text_encoder_checkpoint, benchmark_report],
         asset_checks=[
             build_rules_current_check(code_version),
             benchmark_report_no_dev_regression,

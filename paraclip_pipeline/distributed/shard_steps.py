@@ -1,0 +1,214 @@
+"""The per-shard data steps as plain functions of (shard key, options) -> record, for Ray.
+
+Each step calls the same plain function its in-process asset calls (``read_shard_checked``,
+``run_paraphrase_stage``, ``apply_filter_rules``, ``compute_image_embeddings``), reads its
+inputs from and writes its output to the storage layout the IO manager uses
+(``assets/<step>/<shard>.parquet``, atomically), and reports the data version the
+in-process asset reports, so a shard built on Ray is the same file with the same data
+version as one built in-process. ``options`` is plain data (it travels to Ray workers):
+``StepOptions`` names its keys.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal, TypedDict
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from paraclip_pipeline import schema
+from paraclip_pipeline.asset_names import (
+    FILTERED_PAIRS,
+    FILTERED_PAIRS_REJECTED,
+    IMAGE_EMBEDDINGS,
+    RAW_CAPTIONS,
+    STAGE1_PARAPHRASES,
+    STAGE2_PARAPHRASES,
+)
+from paraclip_pipeline.storage import StorageLayout, table_fingerprint, write_parquet_atomic
+
+# What every step returns for one shard; the Dagster side reports it as that partition's
+# materialization. ``error`` is set (and the rest empty) when the shard failed: one bad shard
+# fails its own partition, never the batch's other shards.
+ShardRecord = dict[str, Any]
+RECORD_FIELDS = ("shard", "rows", "data_version", "path", "metadata_json", "error")
+
+
+class StepOptions(TypedDict, total=False):
+    storage_root: str
+    location: str  # shard location (directory or fsspec URI)
+    image_root: str | None
+    max_caption_chars: int
+    paraphraser: dict[str, Any]  # ParaphraserConfig fields
+    rules_path: str
+    clip_profile: str
+    clip_device: str
+
+
+def _layout(options: StepOptions) -> StorageLayout:
+    return StorageLayout(Path(options["storage_root"]))
+
+
+def _read(options: StepOptions, asset: str, shard_key: str) -> pa.Table:
+    return pq.read_table(_layout(options).partition_file(asset, shard_key))
+
+
+def _record(
+    options: StepOptions, asset: str, shard_key: str, table: pa.Table, **metadata: Any
+) -> ShardRecord:
+    path = write_parquet_atomic(table, _layout(options).partition_file(asset, shard_key))
+    record = {
+        "shard": shard_key,
+        "rows": len(table),
+        "data_version": table_fingerprint(table),
+        "path": str(path),
+        "metadata_json": json.dumps(metadata),
+        "error": None,
+    }
+    return record
+
+
+def ingest_shard(shard_key: str, options: StepOptions) -> ShardRecord:
+    """raw_captions: data version = the shard file's sha256, as in-process."""
+    from paraclip_pipeline.sources import find_shard, read_shard_checked, shard_content_hash
+
+    shard = find_shard(options["location"], shard_key)
+    read = read_shard_checked(
+        shard, max_caption_chars=options["max_caption_chars"], image_root=options["image_root"]
+    )
+    record = _record(options, RAW_CAPTIONS, shard_key, read.table, format=shard.format)
+    record["data_version"] = shard_content_hash(shard)
+    return record
+
+
+def paraphraser_config(options: StepOptions):
+    from paraclip_pipeline.paraphrase.config import ParaphraserConfig
+
+    return ParaphraserConfig(**options["paraphraser"])
+
+
+def _paraphrase_step(stage: Literal[1, 2]) -> Callable[..., ShardRecord]:
+    def paraphrase_shard(
+        shard_key: str, options: StepOptions, backend: Any | None = None
+    ) -> ShardRecord:
+        """``backend``: a long-lived one (a Ray actor's async client); None builds one per shard."""
+        from paraclip_pipeline.paraphrase.engine import run_paraphrase_stage
+
+        if stage == 1:
+            rows = _read(options, RAW_CAPTIONS, shard_key)
+            rows = rows.select(list(schema.STAGE1_INPUT_COLUMNS))
+        else:
+            rows = _read(options, STAGE1_PARAPHRASES, shard_key)
+        result = run_paraphrase_stage(
+            rows,
+            stage=stage,
+            config=paraphraser_config(options),
+            cache_dir=_layout(options).paraphrase_cache_dir,
+            backend=backend,
+        )
+        asset = STAGE1_PARAPHRASES if stage == 1 else STAGE2_PARAPHRASES
+        return _record(options, asset, shard_key, result.table, **result.stats.as_metadata())
+
+    return paraphrase_shard
+
+
+@lru_cache(maxsize=4)
+def _rules(path: str):
+    from paraclip_pipeline.filtering.rules import load_rules
+
+    return load_rules(Path(path))
+
+
+def filter_shard(shard_key: str, options: StepOptions) -> ShardRecord:
+    """filtered_pairs and the rejected rows beside it, as the in-process asset writes them."""
+    from paraclip_pipeline.filtering.apply import apply_filter_rules
+    from paraclip_pipeline.modeling.sentence_encoder import shared_sentence_encoder
+
+    rules = _rules(options["rules_path"])
+    extra = _read(options, RAW_CAPTIONS, shard_key)
+    extra = extra.select([schema.CAPTION_ID, schema.NSFW, schema.INPUT_ISSUE])
+    pairs = _read(options, STAGE2_PARAPHRASES, shard_key)
+    pairs = pairs.join(extra, schema.CAPTION_ID, join_type="left outer").sort_by(schema.CAPTION_ID)
+    outcome = apply_filter_rules(
+        pairs, rules, shared_sentence_encoder() if rules.needs_encoder else None
+    )
+    rejected_path = _layout(options).partition_file(FILTERED_PAIRS_REJECTED, shard_key)
+    write_parquet_atomic(outcome.rejected, rejected_path)
+    return _record(
+        options,
+        FILTERED_PAIRS,
+        shard_key,
+        outcome.kept,
+        rows_in=len(pairs),
+        rows_kept=len(outcome.kept),
+        pass_rate=float(outcome.pass_rate),
+        rules_hash=rules.content_hash,
+        rejected_rows_path=str(rejected_path),
+        drops_by_rule=outcome.drop_counts,
+    )
+
+
+@lru_cache(maxsize=2)
+def _clip(profile: str, device: str):
+    """One frozen CLIP per worker process: the tower loads once, not once per shard."""
+    from paraclip_pipeline.modeling.factory import load_clip
+    from paraclip_pipeline.modeling.profiles import get_profile
+
+    return load_clip(get_profile(profile), device=device)
+
+
+def embed_shard(shard_key: str, options: StepOptions) -> ShardRecord:
+    from paraclip_pipeline.modeling.image_embeddings import (
+        compute_image_embeddings,
+        image_embedding_stats,
+    )
+
+    table = compute_image_embeddings(
+        _read(options, RAW_CAPTIONS, shard_key),
+        _clip(options["clip_profile"], options.get("clip_device", "cpu")),
+    )
+    stats = image_embedding_stats(table)
+    return _record(
+        options,
+        IMAGE_EMBEDDINGS,
+        shard_key,
+        table,
+        precomputed=stats.precomputed,
+        computed=stats.computed,
+        unreadable_images=stats.unreadable_images,
+    )
+
+
+STEPS: dict[str, Callable[..., ShardRecord]] = {
+    RAW_CAPTIONS: ingest_shard,
+    STAGE1_PARAPHRASES: _paraphrase_step(1),
+    STAGE2_PARAPHRASES: _paraphrase_step(2),
+    FILTERED_PAIRS: filter_shard,
+    IMAGE_EMBEDDINGS: embed_shard,
+}
+# The LLM steps: on Ray they run in an actor pool, each actor one long-lived async client.
+PARAPHRASE_STEPS = frozenset({STAGE1_PARAPHRASES, STAGE2_PARAPHRASES})
+# Dependency order: each step reads only outputs of steps before it.
+STEP_ORDER = (
+    RAW_CAPTIONS,
+    STAGE1_PARAPHRASES,
+    STAGE2_PARAPHRASES,
+    FILTERED_PAIRS,
+    IMAGE_EMBEDDINGS,
+)
+
+
+def run_step_safely(
+    step: str, shard_key: str, options: StepOptions, **step_kwargs: Any
+) -> ShardRecord:
+    """``STEPS[step]`` for one shard; an exception becomes the record's ``error`` (with the
+    exception's own message, which names the file) so the batch's other shards still land."""
+    try:
+        return STEPS[step](shard_key, options, **step_kwargs)
+    except Exception as error:
+        empty = dict.fromkeys(RECORD_FIELDS)
+        return {**empty, "shard": shard_key, "error": f"{type(error).__name__}: {error}"}
