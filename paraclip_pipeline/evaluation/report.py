@@ -10,6 +10,7 @@ import base64
 import html
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,8 @@ from paraclip_pipeline.evaluation.report_rows import (
     comparison_rows,
     headline_numbers,
     pair_results,
+    seed_headline_std,
+    with_seed_values,
 )
 from paraclip_pipeline.evaluation.results import SuiteResult
 from paraclip_pipeline.storage import write_bytes_atomic, write_text_atomic
@@ -31,6 +34,7 @@ HTML_NAME = "report.html"
 RESULTS_NAME = "results.json"
 DELTAS_PLOT_NAME = "deltas.png"
 DISTRIBUTION_PLOT_NAME = "rank_similarity_distribution.png"
+SPREAD_COLUMN = "Spread over seeds (±std [min, max])"
 PUBLIC_TITLE = "Public benchmarks (baseline vs fine-tuned, paired bootstrap 95% CI)"
 
 
@@ -50,8 +54,19 @@ def _percent(value: float | None, *, signed: bool = False) -> str:
     return f"{value * 100:+.2f}" if signed else f"{value * 100:.2f}"
 
 
+def _spread(row: ComparisonRow) -> str:
+    """``±std [min, max]`` of the seeds' fine-tuned scores, x 100."""
+    if row.seed_std is None:
+        return "—"
+    low, high = min(row.seed_values), max(row.seed_values)
+    return f"±{row.seed_std * 100:.2f} [{low * 100:.2f}, {high * 100:.2f}]"
+
+
 def _table_cells(rows: list[ComparisonRow]) -> tuple[list[str], list[list[str]]]:
+    seeds = any(row.seed_values for row in rows)
     header = ["Benchmark", "Task", "Metric", "Baseline", "Fine-tuned", "Δ"]
+    if seeds:
+        header[4:5] = ["Fine-tuned (mean)", SPREAD_COLUMN]
     body = [
         [
             row.benchmark,
@@ -59,6 +74,7 @@ def _table_cells(rows: list[ComparisonRow]) -> tuple[list[str], list[list[str]]]
             row.metric,
             _percent(row.baseline),
             _percent(row.finetuned),
+            *([_spread(row)] if seeds else []),
             _percent(row.delta, signed=True),
         ]
         for row in rows
@@ -72,7 +88,7 @@ def markdown_table(rows: list[ComparisonRow]) -> str:
     def line(cells: list[str]) -> str:
         return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
 
-    divider = "|" + "|".join(["---"] * 3 + ["---:"] * 3) + "|"
+    divider = "|" + "|".join(["---"] * 3 + ["---:"] * (len(header) - 3)) + "|"
     return "\n".join([line(header), divider, *(line(cells) for cells in body)])
 
 
@@ -110,6 +126,13 @@ def _benchmark_notes(baseline: SuiteResult, finetuned: SuiteResult) -> list[str]
     return list(dict.fromkeys(notes))
 
 
+def _row_json(row: ComparisonRow) -> dict[str, Any]:
+    values = asdict(row) | {"delta": row.delta}
+    if not row.seed_values:  # one seed: the summary rows as they always were
+        del values["seed_values"]
+    return values
+
+
 def _json_safe(value: Any) -> Any:
     """NaN/inf become null, so results.json is strict JSON."""
     if isinstance(value, float):
@@ -130,12 +153,16 @@ def render_report(
     notes: list[str],
     context: dict[str, str],
     public_benchmarks: list[dict[str, Any]] | None = None,
+    seed_results: Sequence[SuiteResult] = (),
 ) -> ReportFiles:
     """Write report.md, report.html (PNGs inlined), results.json and the PNGs into ``out_dir``.
 
     ``public_benchmarks`` are the records of ``public.suite.run_public_benchmarks``
     (baseline, model, delta and its interval per file and metric), shown in their own
-    section when given.
+    section when given. With several training seeds, ``finetuned`` is their mean
+    (``report_rows.mean_suite``) and ``seed_results`` each seed's own result: the tables
+    gain a spread column (sample std and min-max over the seeds), the headline a
+    ``<stem>_finetuned_std`` per averaged metric, results.json a ``finetuned_seeds`` list.
     """
     if baseline.rank_ks != finetuned.rank_ks:
         raise ReportError(
@@ -143,10 +170,14 @@ def render_report(
             "run both with the same EvaluationConfig"
         )
     out_dir = Path(out_dir)
-    summary_rows = comparison_rows(baseline, finetuned, summary=True)
-    all_rows = comparison_rows(baseline, finetuned, summary=False)
+    summary_rows = with_seed_values(
+        comparison_rows(baseline, finetuned, summary=True), baseline, seed_results, summary=True
+    )
+    all_rows = with_seed_values(
+        comparison_rows(baseline, finetuned, summary=False), baseline, seed_results, summary=False
+    )
     summary = markdown_table(summary_rows)
-    headline = headline_numbers(baseline, finetuned)
+    headline = headline_numbers(baseline, finetuned) | seed_headline_std(baseline, seed_results)
     plots = {
         DELTAS_PLOT_NAME: (deltas_plot(summary_rows), "Change per benchmark"),
         DISTRIBUTION_PLOT_NAME: (
@@ -225,11 +256,13 @@ def render_report(
         "context": context,
         "notes": notes,
         "headline": headline,
-        "summary": [asdict(row) | {"delta": row.delta} for row in summary_rows],
+        "summary": [_row_json(row) for row in summary_rows],
         "baseline": baseline.to_dict(),
         "finetuned": finetuned.to_dict(),
         "public_benchmarks": public_benchmarks or [],
     }
+    if len(seed_results) > 1:
+        results["finetuned_seeds"] = [seed.to_dict() for seed in seed_results]
     results_path = write_text_atomic(
         json.dumps(_json_safe(results), indent=1, allow_nan=False), out_dir / RESULTS_NAME
     )

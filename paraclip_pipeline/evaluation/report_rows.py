@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
 from paraclip_pipeline.evaluation.results import BenchmarkResult, SuiteResult
 
@@ -17,6 +19,12 @@ class ComparisonRow:
     metric: str
     baseline: float | None
     finetuned: float | None
+    seed_values: tuple[float, ...] = ()  # each seed's fine-tuned score when there are several
+
+    @property
+    def seed_std(self) -> float | None:
+        """Sample std (ddof=1) over the seeds; None with fewer than two."""
+        return statistics.stdev(self.seed_values) if len(self.seed_values) > 1 else None
 
     @property
     def delta(self) -> float | None:
@@ -94,3 +102,80 @@ def headline_numbers(baseline: SuiteResult, finetuned: SuiteResult) -> dict[str,
             headline[f"{stem}_finetuned"] = after
             headline[f"{stem}_delta"] = after - before
     return headline
+
+
+def _mean(values: list[float]) -> float:
+    finite = [value for value in values if math.isfinite(value)]
+    return sum(finite) / len(finite) if finite else math.nan
+
+
+def mean_suite(seeds: Sequence[SuiteResult]) -> SuiteResult:
+    """The seeds' results averaged score by score (non-finite values left out); per-query
+    distributions pooled over the seeds, so a histogram's mean is the seeds' mean."""
+    first = seeds[0]
+    benchmarks = {}
+    for name, result in first.benchmarks.items():
+        same = [seed.benchmarks[name] for seed in seeds if name in seed.benchmarks]
+        benchmarks[name] = replace(
+            result,
+            scores={
+                task: {
+                    metric: _mean([r.scores[task][metric] for r in same if task in r.scores])
+                    for metric in metrics
+                }
+                for task, metrics in result.scores.items()
+            },
+            averages={
+                metric: _mean([r.averages[metric] for r in same if metric in r.averages])
+                for metric in result.averages
+            },
+            distributions={
+                key: [value for r in same for value in r.distributions.get(key, [])]
+                for key in result.distributions
+            },
+        )
+    return SuiteResult(benchmarks, list(first.rank_ks), dict(first.elapsed_s))
+
+
+def with_seed_values(
+    rows: list[ComparisonRow],
+    baseline: SuiteResult,
+    seeds: Sequence[SuiteResult],
+    *,
+    summary: bool,
+) -> list[ComparisonRow]:
+    """``rows`` (of the seeds' mean) with each seed's own fine-tuned value attached."""
+    if len(seeds) < 2:
+        return rows
+    per_seed = [
+        {
+            (r.benchmark, r.task, r.metric): r.finetuned
+            for r in comparison_rows(baseline, seed, summary=summary)
+        }
+        for seed in seeds
+    ]
+    return [
+        replace(
+            row,
+            seed_values=tuple(
+                value
+                for table in per_seed
+                if (value := table.get((row.benchmark, row.task, row.metric))) is not None
+            ),
+        )
+        for row in rows
+    ]
+
+
+def seed_headline_std(baseline: SuiteResult, seeds: Sequence[SuiteResult]) -> dict[str, float]:
+    """``<stem>_finetuned_std``: sample std over the seeds of each headline average."""
+    if len(seeds) < 2:
+        return {}
+    per_seed = [headline_numbers(baseline, seed) for seed in seeds]
+    names = [name for name in per_seed[0] if name.endswith("_finetuned")]
+    spread = {}
+    for name in names:
+        values = [numbers[name] for numbers in per_seed if name in numbers]
+        if len(values) > 1:
+            spread[f"{name}_std"] = statistics.stdev(values)
+    return spread
