@@ -101,3 +101,33 @@ def test_the_dev_regression_check_judges_the_mean_over_seeds() -> None:
     kept = _seed_record("stsb/sts-dev.csv", -0.4, -0.9, 0.1)
     verdicts = judge([dropped, kept], tolerances).verdicts
     assert [verdict.verdict for verdict in verdicts] == [DROPPED, OK]
+
+
+def test_evaluate_scores_several_seed_checkpoints(data_dir: Path, tmp_path: Path) -> None:
+    import json
+
+    from paraclip_pipeline.cli import main
+    from paraclip_pipeline.modeling.factory import load_clip
+    from paraclip_pipeline.modeling.profiles import get_profile
+    from paraclip_pipeline.training.config import TrainConfig
+    from paraclip_pipeline.training.loop import train_text_encoder
+    from paraclip_pipeline_tests.training.support import make_embeddings, make_pairs
+
+    profile = get_profile("tiny-random")
+    clip = load_clip(profile)
+    pairs = make_pairs(16)
+    embeddings = make_embeddings(pairs, clip.model_id, clip.embed_dim)
+    config = TrainConfig(lr=1e-3, warmup_steps=1, batch_size=8, max_steps=2, seeds=(0, 1))
+    dirs = [
+        train_text_encoder(
+            pairs, embeddings, profile=profile, config=config.for_seed(seed),
+            output_dir=tmp_path / f"seed{seed}", inputs=[],
+        ).checkpoint_dir
+        for seed in config.run_seeds
+    ]  # fmt: skip
+    out = tmp_path / "scores.json"
+    args = ["evaluate", "--data", str(data_dir), "--json", str(out), "--resamples", "50"]
+    assert main([*args, "--model", str(dirs[0]), "--model", str(dirs[1])]) == 0
+    records = json.loads(out.read_text())
+    assert all([entry["seed"] for entry in r["seeds"]] == [0, 1] for r in records)
+    assert main([*args, "--model", str(dirs[0]), "--model", "pretrained"]) == 2
