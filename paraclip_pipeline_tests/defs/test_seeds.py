@@ -87,3 +87,26 @@ def test_seeds_are_validated() -> None:
     assert TrainConfig(seed=4, seeds=(2, 1)).run_seeds == (2, 1)
     with pytest.raises(ValueError, match=r"seed 7 is not one of \[2, 1\]"):
         TrainConfig(seeds=(2, 1)).for_seed(7)
+
+
+def test_the_report_reads_every_seed_checkpoint_primary_first(tmp_path: Path) -> None:
+    from paraclip_pipeline.asset_names import TEXT_ENCODER_CHECKPOINT
+    from paraclip_pipeline.defs.reports import _latest_checkpoints
+
+    entries = [
+        {"seed": 3, "checkpoint_dir": "/c/run"},
+        {"seed": 5, "checkpoint_dir": "/c/run-seed5"},
+    ]
+
+    @dg.asset(name=TEXT_ENCODER_CHECKPOINT)
+    def fake_checkpoint() -> dg.MaterializeResult:
+        return dg.MaterializeResult(
+            metadata={
+                CHECKPOINT_DIR_KEY: dg.MetadataValue.path("/c/run"),
+                SEED_CHECKPOINTS_KEY: dg.MetadataValue.json(entries),
+            }
+        )
+
+    with dg.instance_for_test() as instance:
+        dg.materialize([fake_checkpoint], instance=instance)
+        assert _latest_checkpoints(instance) == [(3, Path("/c/run")), (5, Path("/c/run-seed5"))]
