@@ -184,7 +184,11 @@ def _add_public_benchmark_commands(commands: argparse._SubParsersAction) -> None
         "evaluate", help="score a model and its pretrained baseline on the public benchmarks"
     )
     evaluate.add_argument(
-        "--model", required=True, help="checkpoint dir, Hugging Face model dir, or 'pretrained'"
+        "--model",
+        required=True,
+        action="append",
+        help="checkpoint dir, Hugging Face model dir, or 'pretrained'; repeat it with one "
+        "checkpoint per seed to score their mean, spread and seed-averaged interval",
     )
     evaluate.add_argument("--data", type=Path, help="benchmark directory (PARACLIP_EVAL_DATA)")
     evaluate.add_argument("--json", type=Path, help="write the score records as JSON")

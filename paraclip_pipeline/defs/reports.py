@@ -11,17 +11,26 @@ from paraclip_pipeline.asset_names import FILTERED_PAIRS, TEXT_ENCODER_CHECKPOIN
 from paraclip_pipeline.defs.partitions import ALL_SHARDS
 from paraclip_pipeline.defs.report_checks import RESULTS_METADATA_KEY
 from paraclip_pipeline.defs.resources import ClipModelResource, EvaluationResource, StorageResource
+from paraclip_pipeline.defs.training import CHECKPOINT_DIR_KEY, SEED_CHECKPOINTS_KEY, SEED_KEY
 
 REPORT_GROUP = "evaluation"
 CHECKPOINT_KEY = dg.AssetKey(TEXT_ENCODER_CHECKPOINT)
 
 
-def _latest_checkpoint_dir(instance: dg.DagsterInstance) -> Path:
+def _latest_checkpoints(instance: dg.DagsterInstance) -> list[tuple[int | None, Path]]:
+    """(seed, dir) of the latest checkpoint, or of each seed's, the primary first; the seed is
+    None for a single-seed run (its records stay exactly as before)."""
     event = instance.get_latest_materialization_event(CHECKPOINT_KEY)
     materialization = event.asset_materialization if event else None
-    if materialization is None or "checkpoint_dir" not in materialization.metadata:
+    if materialization is None or CHECKPOINT_DIR_KEY not in materialization.metadata:
         raise dg.Failure("text_encoder_checkpoint has not been materialized yet")
-    return Path(str(materialization.metadata["checkpoint_dir"].value))
+    metadata = materialization.metadata
+    if SEED_CHECKPOINTS_KEY in metadata:
+        return [
+            (int(entry[SEED_KEY]), Path(entry[CHECKPOINT_DIR_KEY]))
+            for entry in metadata[SEED_CHECKPOINTS_KEY].value  # type: ignore[union-attr]
+        ]
+    return [(None, Path(str(metadata[CHECKPOINT_DIR_KEY].value)))]
 
 
 @dg.asset(
@@ -44,6 +53,7 @@ def benchmark_report(
     from paraclip_pipeline.evaluation.leakage import refuse_leaked_checkpoint
     from paraclip_pipeline.evaluation.public.suite import run_public_benchmarks
     from paraclip_pipeline.evaluation.report import render_report
+    from paraclip_pipeline.evaluation.report_rows import mean_suite
     from paraclip_pipeline.evaluation.suite import EvaluationConfig, run_suite
     from paraclip_pipeline.modeling.checkpoint_format import (
         read_manifest,
@@ -51,13 +61,15 @@ def benchmark_report(
     )
     from paraclip_pipeline.modeling.profiles import get_profile
 
-    checkpoint_dir = _latest_checkpoint_dir(context.instance)
+    checkpoints = _latest_checkpoints(context.instance)
+    checkpoint_dir = checkpoints[0][1]
     pairs = pa.concat_tables(filtered_pairs[shard] for shard in sorted(filtered_pairs))
     # Only the test split is scored; validation is for choosing settings.
     heldout = pairs.filter(pc.equal(pairs[schema.SPLIT], schema.TEST))
+    for _, seed_dir in checkpoints:
+        trained_ids = read_trained_caption_ids(seed_dir, read_manifest(seed_dir))
+        refuse_leaked_checkpoint(seed_dir.name, trained_ids, pairs, heldout)
     manifest = read_manifest(checkpoint_dir)
-    trained_ids = read_trained_caption_ids(checkpoint_dir, manifest)
-    refuse_leaked_checkpoint(checkpoint_dir.name, trained_ids, pairs, heldout)
     config = EvaluationConfig(
         sts_dir=Path(evaluation.sts_dir) if evaluation.sts_dir else None,
         aro_dir=Path(evaluation.aro_dir) if evaluation.aro_dir else None,
@@ -65,15 +77,17 @@ def benchmark_report(
         rank_k=evaluation.rank_k,
     )
     baseline_model = clip_model.load()
-    finetuned_model = clip_model.load(checkpoint=checkpoint_dir)
+    finetuned_models = [clip_model.load(checkpoint=seed_dir) for _, seed_dir in checkpoints]
     baseline = run_suite(baseline_model, config, heldout)
-    finetuned = run_suite(finetuned_model, config, heldout)
+    seed_results = [run_suite(model, config, heldout) for model in finetuned_models]
+    finetuned = seed_results[0] if len(seed_results) == 1 else mean_suite(seed_results)
     public = None
     if evaluation.eval_data_dir:
         public = run_public_benchmarks(
             Path(evaluation.eval_data_dir),
-            finetuned_model,
+            finetuned_models,
             baseline_model,
+            seeds=[seed for seed, _ in checkpoints],
             resamples=evaluation.bootstrap_resamples,
             progress=context.log.info,
         )
@@ -92,6 +106,7 @@ def benchmark_report(
         notes=notes,
         context={
             "checkpoint": str(checkpoint_dir),
+            **_seeds_context(checkpoints),
             "model profile": clip_model.profile,
             "test pairs (held out)": str(len(heldout)),
             "losses trained with": "; ".join(
@@ -101,16 +116,28 @@ def benchmark_report(
             "public benchmark data": evaluation.eval_data_dir or "not set (PARACLIP_EVAL_DATA)",
         },
         public_benchmarks=public,
+        seed_results=seed_results,
     )
     return dg.MaterializeResult(
         metadata={
             "report_markdown": dg.MetadataValue.path(str(files.markdown)),
             "report_html": dg.MetadataValue.path(str(files.html)),
             RESULTS_METADATA_KEY: dg.MetadataValue.path(str(files.results_json)),
-            "checkpoint_dir": dg.MetadataValue.path(str(checkpoint_dir)),
+            CHECKPOINT_DIR_KEY: dg.MetadataValue.path(str(checkpoint_dir)),
+            **({"seeds": len(checkpoints)} if len(checkpoints) > 1 else {}),
             "heldout_pairs": len(heldout),
             "public_benchmark_scores": len(public or []),
             "summary": dg.MetadataValue.md(files.summary_table_markdown),
             **{key: float(value) for key, value in files.headline.items()},
         }
     )
+
+
+def _seeds_context(checkpoints: list[tuple[int | None, Path]]) -> dict[str, str]:
+    if len(checkpoints) < 2:
+        return {}
+    return {
+        "seeds": f"{len(checkpoints)} ({', '.join(str(seed) for seed, _ in checkpoints)}); "
+        "fine-tuned = mean over seeds, spread = sample std [min, max]",
+        "seed checkpoints": ", ".join(str(path) for _, path in checkpoints),
+    }

@@ -30,6 +30,10 @@ if TYPE_CHECKING:  # torch-heavy modules load when a run first needs them
     from paraclip_pipeline.training.loop import TrainResult
 
 MODEL_GROUP = "model"
+CHECKPOINT_DIR_KEY = "checkpoint_dir"
+# Metadata of a several-seed run: [{seed, checkpoint_dir, ...}], the primary checkpoint first.
+SEED_CHECKPOINTS_KEY = "seed_checkpoints"
+SEED_KEY = "seed"
 # Why image_embeddings could not use a row's image (paths dropped at ingestion are
 # counted by raw_captions).
 IMAGE_UNREADABLE = "unreadable"
@@ -137,7 +141,9 @@ def text_encoder_checkpoint(
     """Text tower fine-tuned with the three ParaCLIP losses; the image tower stays frozen.
 
     ``training.nproc`` ranks: 1 trains here, N > 1 with torchrun here, or, with Ray
-    configured, on N Ray Train workers (same loop, same checkpoint)."""
+    configured, on N Ray Train workers (same loop, same checkpoint). With ``seeds`` in the
+    training config, one checkpoint per seed, one after the other; the metadata's
+    ``checkpoint_dir`` is the first seed's and ``seed_checkpoints`` lists them all."""
     from paraclip_pipeline.modeling.profiles import get_profile
     from paraclip_pipeline.training.loop import train_text_encoder
 
@@ -148,35 +154,64 @@ def text_encoder_checkpoint(
     embeddings = pa.concat_tables(
         image_embeddings[shard] for shard in sorted(image_embeddings) if shard in filtered_pairs
     )
-    output_dir = storage.layout.checkpoints_dir / context.run_id
     config = training.config()
     profile = get_profile(clip_model.profile)
-    if ray.enabled:
-        result = _train_with_ray(
-            context, pairs, embeddings, profile, config, output_dir, inputs, ray
+    results = []
+    for index, seed in enumerate(config.run_seeds):
+        output_dir = seed_checkpoint_dir(
+            storage.layout.checkpoints_dir, context.run_id, seed, index
         )
-    elif config.nproc > 1:
-        result = _train_with_torchrun(
-            context, pairs, embeddings, profile, config, output_dir, inputs
-        )
-    else:
-        result = train_text_encoder(
-            pairs,
-            embeddings,
-            profile=profile,
-            config=config,
-            output_dir=output_dir,
-            inputs=inputs,
-            log=context.log.info,
-        )
+        if len(config.run_seeds) > 1:
+            context.log.info(f"seed {seed} ({index + 1}/{len(config.run_seeds)}): {output_dir}")
+        seed_config = config.for_seed(seed)
+        if ray.enabled:
+            result = _train_with_ray(
+                context, pairs, embeddings, profile, seed_config, output_dir, inputs, ray
+            )
+        elif config.nproc > 1:
+            result = _train_with_torchrun(
+                context, pairs, embeddings, profile, seed_config, output_dir, inputs
+            )
+        else:
+            result = train_text_encoder(
+                pairs,
+                embeddings,
+                profile=profile,
+                config=seed_config,
+                output_dir=output_dir,
+                inputs=inputs,
+                log=context.log.info,
+            )
+        results.append(result)
+    primary = results[0]
     return _checkpoint_result(
-        result.checkpoint_dir,
-        result.manifest,
-        result.metrics,
-        result.loss_history,
+        primary.checkpoint_dir,
+        primary.manifest,
+        primary.metrics,
+        primary.loss_history,
         inputs,
         ray.engine,
+        seed_checkpoints(config.run_seeds, results) if len(results) > 1 else None,
     )
+
+
+def seed_checkpoint_dir(checkpoints_dir: Path, run_id: str, seed: int, index: int) -> Path:
+    """``<run_id>/`` for the first (primary) seed, as a single-seed run writes it, so the run
+    id still names the checkpoint; ``<run_id>-seed<N>/`` beside it for the others."""
+    return checkpoints_dir / (run_id if index == 0 else f"{run_id}-seed{seed}")
+
+
+def seed_checkpoints(seeds: tuple[int, ...], results: list["TrainResult"]) -> list[dict]:
+    """One entry per seed, primary first: what ``benchmark_report`` scores and averages."""
+    return [
+        {
+            SEED_KEY: seed,
+            CHECKPOINT_DIR_KEY: str(result.checkpoint_dir),
+            "weights_sha256": result.manifest.get("weights_sha256", ""),
+            "loss_total": result.metrics.get("loss_total"),
+        }
+        for seed, result in zip(seeds, results, strict=True)
+    ]
 
 
 def _checkpoint_result(
@@ -186,11 +221,14 @@ def _checkpoint_result(
     loss_history: list[dict[str, float]],
     inputs: list[dict[str, object]],
     engine: str,
+    seeds: list[dict] | None = None,
 ) -> dg.MaterializeResult:
+    several = {SEED_CHECKPOINTS_KEY: dg.MetadataValue.json(seeds)} if seeds else {}
     return dg.MaterializeResult(
         metadata={
             "engine": engine,
-            "checkpoint_dir": dg.MetadataValue.path(str(checkpoint_dir)),
+            CHECKPOINT_DIR_KEY: dg.MetadataValue.path(str(checkpoint_dir)),
+            **several,
             "weights_sha256": manifest.get("weights_sha256", ""),
             "shards": len(inputs),
             "train_rows": sum(int(item["train_rows"]) for item in inputs),  # type: ignore[call-overload]

@@ -8,19 +8,25 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from matplotlib.figure import Figure
-
 from paraclip_pipeline.evaluation.errors import ReportError
 from paraclip_pipeline.evaluation.public import render as public_render
-from paraclip_pipeline.evaluation.results import BenchmarkResult, SuiteResult
+from paraclip_pipeline.evaluation.report_plots import deltas_plot, distribution_plot
+from paraclip_pipeline.evaluation.report_rows import (
+    ComparisonRow,
+    comparison_rows,
+    headline_numbers,
+    pair_results,
+    seed_headline_std,
+    with_seed_values,
+)
+from paraclip_pipeline.evaluation.results import SuiteResult
 from paraclip_pipeline.storage import write_bytes_atomic, write_text_atomic
 
 MARKDOWN_NAME = "report.md"
@@ -28,8 +34,7 @@ HTML_NAME = "report.html"
 RESULTS_NAME = "results.json"
 DELTAS_PLOT_NAME = "deltas.png"
 DISTRIBUTION_PLOT_NAME = "rank_similarity_distribution.png"
-AVERAGE_TASK = "average"
-HISTOGRAM_BINS = np.linspace(0.0, 1.0, 21)
+SPREAD_COLUMN = "Spread over seeds (±std [min, max])"
 PUBLIC_TITLE = "Public benchmarks (baseline vs fine-tuned, paired bootstrap 95% CI)"
 
 
@@ -43,100 +48,25 @@ class ReportFiles:
     headline: dict[str, float]
 
 
-@dataclass(frozen=True)
-class ComparisonRow:
-    benchmark: str
-    task: str
-    metric: str
-    baseline: float | None
-    finetuned: float | None
-
-    @property
-    def delta(self) -> float | None:
-        if self.baseline is None or self.finetuned is None:
-            return None
-        return self.finetuned - self.baseline
-
-
-def _finite(value: float | None) -> float | None:
-    return value if value is not None and math.isfinite(value) else None
-
-
-def _pair(
-    baseline: SuiteResult, finetuned: SuiteResult
-) -> list[tuple[str, BenchmarkResult | None, BenchmarkResult | None]]:
-    names = list(dict.fromkeys([*baseline.benchmarks, *finetuned.benchmarks]))
-    return [(name, baseline.benchmarks.get(name), finetuned.benchmarks.get(name)) for name in names]
-
-
-def comparison_rows(
-    baseline: SuiteResult, finetuned: SuiteResult, *, summary: bool
-) -> list[ComparisonRow]:
-    """Side-by-side rows: every task x metric plus the averages, or (``summary``) only the
-    averages that have a headline name."""
-    rows = []
-    for _, base, tuned in _pair(baseline, finetuned):
-        present = [result for result in (base, tuned) if result and result.status == "ok"]
-        if not present:
-            continue
-        title = present[0].title
-        if not summary:
-            tasks = dict.fromkeys(task for result in present for task in result.scores)
-            for task in tasks:
-                metrics = dict.fromkeys(
-                    metric for result in present for metric in result.scores.get(task, {})
-                )
-                for metric in metrics:
-                    rows.append(
-                        ComparisonRow(
-                            title,
-                            task,
-                            metric,
-                            _finite(base.scores.get(task, {}).get(metric)) if base else None,
-                            _finite(tuned.scores.get(task, {}).get(metric)) if tuned else None,
-                        )
-                    )
-        metrics = dict.fromkeys(metric for result in present for metric in result.averages)
-        for metric in metrics:
-            if summary and not any(metric in result.headline_stems for result in present):
-                continue
-            rows.append(
-                ComparisonRow(
-                    title,
-                    AVERAGE_TASK,
-                    metric,
-                    _finite(base.averages.get(metric)) if base else None,
-                    _finite(tuned.averages.get(metric)) if tuned else None,
-                )
-            )
-    return rows
-
-
-def headline_numbers(baseline: SuiteResult, finetuned: SuiteResult) -> dict[str, float]:
-    """Averaged metrics under short stable names (e.g. ``sts_avg_delta``, ``ao10_delta``)."""
-    headline: dict[str, float] = {}
-    for _, base, tuned in _pair(baseline, finetuned):
-        if base is None or tuned is None or "absent" in (base.status, tuned.status):
-            continue
-        for metric, stem in base.headline_stems.items():
-            before = _finite(base.averages.get(metric))
-            after = _finite(tuned.averages.get(metric))
-            if before is None or after is None:
-                continue
-            headline[f"{stem}_baseline"] = before
-            headline[f"{stem}_finetuned"] = after
-            headline[f"{stem}_delta"] = after - before
-    return headline
-
-
 def _percent(value: float | None, *, signed: bool = False) -> str:
     if value is None:
         return "—"
     return f"{value * 100:+.2f}" if signed else f"{value * 100:.2f}"
 
 
+def _spread(row: ComparisonRow) -> str:
+    """``±std [min, max]`` of the seeds' fine-tuned scores, x 100."""
+    if row.seed_std is None:
+        return "—"
+    low, high = min(row.seed_values), max(row.seed_values)
+    return f"±{row.seed_std * 100:.2f} [{low * 100:.2f}, {high * 100:.2f}]"
+
+
 def _table_cells(rows: list[ComparisonRow]) -> tuple[list[str], list[list[str]]]:
+    seeds = any(row.seed_values for row in rows)
     header = ["Benchmark", "Task", "Metric", "Baseline", "Fine-tuned", "Δ"]
+    if seeds:
+        header[4:5] = ["Fine-tuned (mean)", SPREAD_COLUMN]
     body = [
         [
             row.benchmark,
@@ -144,6 +74,7 @@ def _table_cells(rows: list[ComparisonRow]) -> tuple[list[str], list[list[str]]]
             row.metric,
             _percent(row.baseline),
             _percent(row.finetuned),
+            *([_spread(row)] if seeds else []),
             _percent(row.delta, signed=True),
         ]
         for row in rows
@@ -157,7 +88,7 @@ def markdown_table(rows: list[ComparisonRow]) -> str:
     def line(cells: list[str]) -> str:
         return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
 
-    divider = "|" + "|".join(["---"] * 3 + ["---:"] * 3) + "|"
+    divider = "|" + "|".join(["---"] * 3 + ["---:"] * (len(header) - 3)) + "|"
     return "\n".join([line(header), divider, *(line(cells) for cells in body)])
 
 
@@ -173,63 +104,9 @@ def html_table(rows: list[ComparisonRow]) -> str:
     )
 
 
-def _png_bytes(figure: Figure) -> bytes:
-    buffer = io.BytesIO()
-    # No "Software" stamp: identical results give byte-identical PNGs on rerun.
-    figure.savefig(buffer, format="png", dpi=110, metadata={"Software": None})
-    return buffer.getvalue()
-
-
-def deltas_plot(rows: list[ComparisonRow]) -> bytes | None:
-    """Horizontal bars: fine-tuned minus baseline of every averaged metric, x 100."""
-    averaged = [row for row in rows if row.task == AVERAGE_TASK and row.delta is not None]
-    if not averaged:
-        return None
-    labels = [f"{row.benchmark}\n{row.metric}" for row in averaged]
-    deltas = [row.delta * 100 for row in averaged if row.delta is not None]
-    figure = Figure(figsize=(8, 0.6 * len(averaged) + 1.5), layout="constrained")
-    axes = figure.subplots()
-    colours = ["tab:green" if delta >= 0 else "tab:red" for delta in deltas]
-    positions = np.arange(len(averaged))
-    axes.barh(positions, deltas, color=colours)
-    axes.set_yticks(positions, labels, fontsize=8)
-    axes.invert_yaxis()
-    axes.axvline(0.0, color="black", linewidth=0.8)
-    axes.set_xlabel("fine-tuned − baseline (× 100)")
-    axes.set_title("Change per benchmark (averaged metrics)")
-    return _png_bytes(figure)
-
-
-def distribution_plot(baseline: SuiteResult, finetuned: SuiteResult) -> bytes | None:
-    """Histograms of per-query AO@k (largest k), baseline vs fine-tuned, one panel per task."""
-    k = max(baseline.rank_ks)
-    suffix = f" AO@{k}"
-    panels = []
-    for _, base, tuned in _pair(baseline, finetuned):
-        if base is None or tuned is None:
-            continue
-        for key, values in base.distributions.items():
-            if key.endswith(suffix) and key in tuned.distributions:
-                panels.append((f"{base.title}\n{key}", values, tuned.distributions[key]))
-    if not panels:
-        return None
-    figure = Figure(figsize=(6 * len(panels), 4), layout="constrained")
-    for axes, (label, before, after) in zip(
-        np.atleast_1d(figure.subplots(1, len(panels))), panels, strict=True
-    ):
-        for name, values in (("baseline", before), ("fine-tuned", after)):
-            label_with_mean = f"{name} (mean {np.mean(values):.3f})"
-            axes.hist(values, bins=HISTOGRAM_BINS, alpha=0.55, label=label_with_mean)
-        axes.set_title(label, fontsize=9)
-        axes.set_xlabel(f"AO@{k} per query")
-        axes.set_ylabel("queries")
-        axes.legend(fontsize=8)
-    return _png_bytes(figure)
-
-
 def _absent_lines(baseline: SuiteResult, finetuned: SuiteResult) -> list[str]:
     lines = []
-    for _, base, tuned in _pair(baseline, finetuned):
+    for _, base, tuned in pair_results(baseline, finetuned):
         for label, result in (("baseline", base), ("fine-tuned", tuned)):
             if result is not None and result.status == "absent":
                 lines.append(f"{result.title} ({label}): absent — {'; '.join(result.notes)}")
@@ -242,11 +119,18 @@ def _absent_lines(baseline: SuiteResult, finetuned: SuiteResult) -> list[str]:
 
 def _benchmark_notes(baseline: SuiteResult, finetuned: SuiteResult) -> list[str]:
     notes = []
-    for _, base, tuned in _pair(baseline, finetuned):
+    for _, base, tuned in pair_results(baseline, finetuned):
         for result in (base, tuned):
             if result is not None and result.status == "ok":
                 notes.extend(f"{result.title}: {note}" for note in result.notes)
     return list(dict.fromkeys(notes))
+
+
+def _row_json(row: ComparisonRow) -> dict[str, Any]:
+    values = asdict(row) | {"delta": row.delta}
+    if not row.seed_values:  # one seed: the summary rows as they always were
+        del values["seed_values"]
+    return values
 
 
 def _json_safe(value: Any) -> Any:
@@ -269,12 +153,16 @@ def render_report(
     notes: list[str],
     context: dict[str, str],
     public_benchmarks: list[dict[str, Any]] | None = None,
+    seed_results: Sequence[SuiteResult] = (),
 ) -> ReportFiles:
     """Write report.md, report.html (PNGs inlined), results.json and the PNGs into ``out_dir``.
 
     ``public_benchmarks`` are the records of ``public.suite.run_public_benchmarks``
     (baseline, model, delta and its interval per file and metric), shown in their own
-    section when given.
+    section when given. With several training seeds, ``finetuned`` is their mean
+    (``report_rows.mean_suite``) and ``seed_results`` each seed's own result: the tables
+    gain a spread column (sample std and min-max over the seeds), the headline a
+    ``<stem>_finetuned_std`` per averaged metric, results.json a ``finetuned_seeds`` list.
     """
     if baseline.rank_ks != finetuned.rank_ks:
         raise ReportError(
@@ -282,10 +170,14 @@ def render_report(
             "run both with the same EvaluationConfig"
         )
     out_dir = Path(out_dir)
-    summary_rows = comparison_rows(baseline, finetuned, summary=True)
-    all_rows = comparison_rows(baseline, finetuned, summary=False)
+    summary_rows = with_seed_values(
+        comparison_rows(baseline, finetuned, summary=True), baseline, seed_results, summary=True
+    )
+    all_rows = with_seed_values(
+        comparison_rows(baseline, finetuned, summary=False), baseline, seed_results, summary=False
+    )
     summary = markdown_table(summary_rows)
-    headline = headline_numbers(baseline, finetuned)
+    headline = headline_numbers(baseline, finetuned) | seed_headline_std(baseline, seed_results)
     plots = {
         DELTAS_PLOT_NAME: (deltas_plot(summary_rows), "Change per benchmark"),
         DISTRIBUTION_PLOT_NAME: (
@@ -345,7 +237,7 @@ def render_report(
     html_parts += ["<h2>All benchmarks and tasks</h2>", html_table(all_rows)]
     if public_benchmarks:
         html_parts += [f"<h2>{PUBLIC_TITLE}</h2>", public_render.html_table(public_benchmarks)]
-        html_parts.append(f"<p>{html.escape(public_render.LEGEND)}</p>")
+        html_parts.append(f"<p>{html.escape(public_render.legend(public_benchmarks))}</p>")
     if absent:
         html_parts += ["<h2>Absent</h2>", html_list(absent)]
     if benchmark_notes:
@@ -364,11 +256,13 @@ def render_report(
         "context": context,
         "notes": notes,
         "headline": headline,
-        "summary": [asdict(row) | {"delta": row.delta} for row in summary_rows],
+        "summary": [_row_json(row) for row in summary_rows],
         "baseline": baseline.to_dict(),
         "finetuned": finetuned.to_dict(),
         "public_benchmarks": public_benchmarks or [],
     }
+    if len(seed_results) > 1:
+        results["finetuned_seeds"] = [seed.to_dict() for seed in seed_results]
     results_path = write_text_atomic(
         json.dumps(_json_safe(results), indent=1, allow_nan=False), out_dir / RESULTS_NAME
     )

@@ -66,6 +66,11 @@ class TrainConfig(BaseModel):
     max_steps: int | None = Field(None, ge=1)
     grad_clip_norm: float | None = Field(1.0, gt=0.0)
     seed: int = 0
+    seeds: tuple[int, ...] | None = Field(
+        None,
+        min_length=1,
+        description="several seeds: one checkpoint per seed (replaces seed); None: [seed]",
+    )
     bf16: bool = False
     grad_accum_steps: int = Field(1, ge=1)
     loss_weights: LossWeights = LossWeights()
@@ -84,4 +89,18 @@ class TrainConfig(BaseModel):
             raise ValueError(
                 f"batch_size {self.batch_size} must be a multiple of nproc {self.nproc}"
             )
+        if self.seeds is not None and len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds must be distinct, got {list(self.seeds)}")
         return self
+
+    @property
+    def run_seeds(self) -> tuple[int, ...]:
+        """The seeds trained, in order; the first one's checkpoint is the primary one."""
+        return self.seeds if self.seeds is not None else (self.seed,)
+
+    def for_seed(self, seed: int) -> TrainConfig:
+        """The config one checkpoint of ``run_seeds`` is trained with: ``seed`` set, ``seeds``
+        kept, so that checkpoint's manifest and fingerprint say which set it belongs to."""
+        if seed not in self.run_seeds:
+            raise ValueError(f"seed {seed} is not one of {list(self.run_seeds)}")
+        return self.model_copy(update={"seed": seed})

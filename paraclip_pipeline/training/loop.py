@@ -149,6 +149,8 @@ def forward_backward(
 def run_fingerprint(profile: ModelProfile, config: TrainConfig, data: TrainingData) -> str:
     """Identity of a run: same fingerprint, same weights (checkpoints and states are reused)."""
     decisive = config.model_dump(exclude=_FINGERPRINT_EXCLUDED)
+    if decisive["seeds"] is None:  # a single-seed run keeps the fingerprint it always had
+        del decisive["seeds"]
     payload = json.dumps({"profile": profile.to_dict(), "config": decisive}, sort_keys=True)
     return hashlib.sha256(f"{payload}|{data.fingerprint()}".encode()).hexdigest()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import statistics
 from pathlib import Path
 
 import pytest
@@ -141,3 +142,47 @@ def test_report_shows_public_benchmarks_with_intervals(
     )
     assert "[-1.60, -0.60]" in files.html.read_text()
     assert json.loads(files.results_json.read_text())["public_benchmarks"][0] == record
+
+
+def test_report_of_two_seeds_shows_their_mean_and_spread(
+    config: EvaluationConfig, tmp_path: Path
+) -> None:
+    from paraclip_pipeline.evaluation.report_rows import mean_suite
+
+    baseline = run_suite(HashingEncoder(seed=0), config, HELDOUT)
+    seeds = [run_suite(HashingEncoder(seed=seed), config, HELDOUT) for seed in (1, 2)]
+    files = render_report(
+        baseline,
+        mean_suite(seeds),
+        tmp_path / "report",
+        title="Test report",
+        notes=[],
+        context={},
+        seed_results=seeds,
+    )
+    values = [seed.benchmarks["sts"].averages["spearman"] for seed in seeds]
+    mean, std = statistics.mean(values), statistics.stdev(values)
+    assert files.headline["sts_avg_finetuned"] == pytest.approx(mean)
+    assert files.headline["sts_avg_finetuned_std"] == pytest.approx(std)
+    before = baseline.benchmarks["sts"].averages["spearman"]
+    spread = f"±{std * 100:.2f} [{min(values) * 100:.2f}, {max(values) * 100:.2f}]"
+    assert (
+        f"| {mean * 100:.2f} | {spread} | {(mean - before) * 100:+.2f} |"
+        in files.summary_table_markdown
+    )
+    assert "Spread over seeds" in files.html.read_text()
+    saved = json.loads(files.results_json.read_text())
+    assert len(saved["finetuned_seeds"]) == 2
+    sts_row = next(row for row in saved["summary"] if row["metric"] == "spearman")
+    assert sts_row["seed_values"] == pytest.approx(values)
+
+
+def test_report_of_one_seed_has_no_spread(config: EvaluationConfig, tmp_path: Path) -> None:
+    suite = run_suite(HashingEncoder(seed=0), config, HELDOUT)
+    files = render_report(
+        suite, suite, tmp_path / "r", title="t", notes=[], context={}, seed_results=[suite]
+    )
+    saved = json.loads(files.results_json.read_text())
+    assert "finetuned_seeds" not in saved and "seed_values" not in saved["summary"][0]
+    assert "Spread" not in files.markdown.read_text()
+    assert not any(key.endswith("_std") for key in files.headline)

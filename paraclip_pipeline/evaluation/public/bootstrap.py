@@ -52,20 +52,45 @@ def paired_bootstrap_interval(
     replacement and applies them to both sides. Resamples whose statistic is undefined
     (NaN, e.g. no positive label drawn) are left out of the percentiles.
     """
-    lengths = {len(array) for array in (*model, *baseline)}
+    return seed_averaged_bootstrap_interval(
+        statistic, [model], baseline, resamples=resamples, seed=seed, confidence=confidence
+    )
+
+
+def seed_averaged_bootstrap_interval(
+    statistic: Statistic,
+    models: Sequence[Sequence[np.ndarray]],
+    baseline: Sequence[np.ndarray],
+    *,
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = DEFAULT_SEED,
+    confidence: float = CONFIDENCE,
+) -> Interval:
+    """Interval of mean over seeds of statistic(model_s) - statistic(baseline).
+
+    ``models`` holds one model's per-item arrays per training seed. Each resample draws
+    the items once and scores every seed's model and the baseline on those same items,
+    then averages the seeds' scores: the interval covers the item sampling of the
+    benchmark for the seed-averaged model (what the report's "model" column shows), not
+    the seed-to-seed spread, which the report gives beside it. With one seed this is
+    exactly ``paired_bootstrap_interval`` (the same draws, the same values).
+    """
+    if not models:
+        raise ValueError("at least one model is needed")
+    lengths = {len(array) for array in (*(a for m in models for a in m), *baseline)}
     if len(lengths) != 1 or 0 in lengths:
         raise ValueError(f"every per-item array must share one non-zero length, got {lengths}")
     if resamples < 1:
         raise ValueError(f"resamples must be at least 1, got {resamples}")
     (count,) = lengths
     rng = np.random.default_rng(seed)
-    block = max(1, _ELEMENTS_PER_BLOCK // count)
+    block = max(1, _ELEMENTS_PER_BLOCK // (count * len(models)))
     deltas = []
     for start in range(0, resamples, block):
         rows = rng.integers(0, count, size=(min(block, resamples - start), count))
+        per_seed = [statistic(*(np.asarray(array)[rows] for array in model)) for model in models]
         deltas.append(
-            statistic(*(np.asarray(array)[rows] for array in model))
-            - statistic(*(np.asarray(array)[rows] for array in baseline))
+            np.mean(per_seed, axis=0) - statistic(*(np.asarray(array)[rows] for array in baseline))
         )
     values = np.concatenate(deltas)
     tail = (1.0 - confidence) / 2 * 100

@@ -22,7 +22,7 @@ def eval_data_dir(settings: Settings) -> Path:
 
 def run_evaluate(
     settings: Settings,
-    model: str,
+    model: str | list[str],
     data: Path | None,
     json_path: Path | None,
     html_path: Path | None,
@@ -42,8 +42,9 @@ def run_evaluate(
         models = load_models(model, profile or settings.model_profile)
         records = run_public_benchmarks(
             data_dir,
-            models.model,
+            models.models,
             models.baseline,
+            seeds=models.seeds,
             resamples=resamples,
             progress=lambda message: print(message, file=sys.stderr, flush=True),
         )

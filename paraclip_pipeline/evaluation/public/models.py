@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -72,20 +72,28 @@ def transformer_dir(model_dir: Path) -> Path:
 
 @dataclass
 class EvaluatedModels:
-    model: TextImageEncoder
+    """``models``: one encoder, or one per seed (several checkpoints), scored as their mean."""
+
+    models: list[TextImageEncoder]
     baseline: TextImageEncoder
     profile: str
     description: str
+    seeds: list[int | None] = field(default_factory=lambda: [None])
 
 
-def load_models(model: str, profile: str) -> EvaluatedModels:
-    """``pretrained``, a checkpoint directory (its manifest's profile wins) or an HF model dir."""
+def load_models(model: str | Sequence[str], profile: str) -> EvaluatedModels:
+    """``pretrained``, a checkpoint directory (its manifest's profile wins) or an HF model dir;
+    several ``--model`` values must all be checkpoints of one profile (a run's seeds)."""
+    if not isinstance(model, str):
+        if len(model) == 1:
+            return load_models(model[0], profile)
+        return _load_seed_checkpoints([_checkpoint_path(name) for name in model])
     from paraclip_pipeline.modeling.factory import load_clip
-    from paraclip_pipeline.modeling.profiles import ModelProfile, get_profile
+    from paraclip_pipeline.modeling.profiles import get_profile
 
     if model == PRETRAINED:
         baseline = load_clip(get_profile(profile))
-        return EvaluatedModels(baseline, baseline, profile, f"pretrained ({profile})")
+        return EvaluatedModels([baseline], baseline, profile, f"pretrained ({profile})")
     path = Path(model).expanduser()
     if not path.is_dir():
         raise ModelSpecError(
@@ -93,16 +101,47 @@ def load_models(model: str, profile: str) -> EvaluatedModels:
             "Hugging Face model directory)"
         )
     if (path / MANIFEST_FILE).is_file():
-        checkpoint_profile = ModelProfile.from_dict(
-            read_manifest(path)["profile"], source=str(path / MANIFEST_FILE)
-        )
-        return EvaluatedModels(
-            load_clip(checkpoint_profile, checkpoint=path),
-            load_clip(checkpoint_profile),
-            checkpoint_profile.name,
-            f"checkpoint {path}",
-        )
+        return _load_seed_checkpoints([path])
     text_model = HfTextEncoder(path)
     return EvaluatedModels(
-        text_model, load_clip(get_profile(profile)), profile, f"Hugging Face model {path}"
+        [text_model], load_clip(get_profile(profile)), profile, f"Hugging Face model {path}"
+    )
+
+
+def _checkpoint_path(model: str) -> Path:
+    path = Path(model).expanduser()
+    if not (path / MANIFEST_FILE).is_file():
+        raise ModelSpecError(
+            f"--model {model!r}: several --model values must each be a checkpoint directory "
+            f"(holding {MANIFEST_FILE}), one per seed"
+        )
+    return path
+
+
+def _load_seed_checkpoints(paths: list[Path]) -> EvaluatedModels:
+    """Checkpoints and the pretrained baseline of their (one, shared) model profile."""
+    from paraclip_pipeline.modeling.factory import load_clip
+    from paraclip_pipeline.modeling.profiles import ModelProfile
+
+    manifests = [read_manifest(path) for path in paths]
+    profiles = [
+        ModelProfile.from_dict(manifest["profile"], source=str(path / MANIFEST_FILE))
+        for path, manifest in zip(paths, manifests, strict=True)
+    ]
+    if any(other != profiles[0] for other in profiles[1:]):
+        names = ", ".join(f"{path}: {p.name}" for path, p in zip(paths, profiles, strict=True))
+        raise ModelSpecError(f"the checkpoints have different model profiles ({names})")
+    seeds = [manifest.get("config", {}).get("seed") for manifest in manifests]
+    description = (
+        f"checkpoint {paths[0]}"
+        if len(paths) == 1
+        else f"{len(paths)} checkpoints (seeds {', '.join(map(str, seeds))}): "
+        + ", ".join(map(str, paths))
+    )
+    return EvaluatedModels(
+        [load_clip(profiles[0], checkpoint=path) for path in paths],
+        load_clip(profiles[0]),
+        profiles[0].name,
+        description,
+        seeds if len(paths) > 1 else [None],
     )

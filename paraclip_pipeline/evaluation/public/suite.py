@@ -9,7 +9,7 @@ it runs.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,14 +22,17 @@ from paraclip_pipeline.evaluation.public.benchmarks import BenchmarkFile, load_b
 from paraclip_pipeline.evaluation.public.bootstrap import (
     DEFAULT_RESAMPLES,
     DEFAULT_SEED,
-    paired_bootstrap_interval,
     point_value,
+    seed_averaged_bootstrap_interval,
 )
 
 SCALE = 100.0  # scores are reported x100
 PROGRESS_INTERVAL_S = 10.0
 ENCODE_CHUNK = 512  # progress at least every ~30 s even on a busy 2-core machine
 RECORD_KEYS = ("benchmark", "file", "metric", "baseline", "model", "delta", "ci_low", "ci_high")
+# Only in records of several models (seeds): their sample std (ddof=1) and each one's score.
+MODEL_STD_KEY = "model_std"
+SEEDS_KEY = "seeds"
 
 Progress = Callable[[str], None]
 
@@ -76,42 +79,60 @@ def _embedder(table: dict[str, np.ndarray]) -> Callable[[list[str]], np.ndarray]
 
 def _records_for(
     item: BenchmarkFile,
-    model: dict[str, np.ndarray],
+    models: list[dict[str, np.ndarray]],
     baseline: dict[str, np.ndarray],
+    seeds: list[int | None],
     resamples: int,
     seed: int,
 ) -> list[dict[str, Any]]:
     records = []
     baseline_measures = {m.metric: m for m in item.measure(_embedder(baseline))}
-    for measured in item.measure(_embedder(model)):
+    per_seed = [item.measure(_embedder(table)) for table in models]
+    for measures in zip(*per_seed, strict=True):
+        measured = measures[0]
         reference = baseline_measures[measured.metric]
-        model_value = point_value(measured.statistic, measured.arrays)
+        values = [point_value(m.statistic, m.arrays) for m in measures]
+        model_value = float(np.mean(values))
         baseline_value = point_value(reference.statistic, reference.arrays)
-        interval = paired_bootstrap_interval(
-            measured.statistic, measured.arrays, reference.arrays, resamples=resamples, seed=seed
+        interval = seed_averaged_bootstrap_interval(
+            measured.statistic,
+            [m.arrays for m in measures],
+            reference.arrays,
+            resamples=resamples,
+            seed=seed,
         )
-        records.append(
-            {
-                "benchmark": item.benchmark,
-                "file": item.relative,
-                "metric": measured.metric,
-                "baseline": round(SCALE * baseline_value, 4),
-                "model": round(SCALE * model_value, 4),
-                "delta": round(SCALE * (model_value - baseline_value), 4),
-                "ci_low": round(SCALE * interval.low, 4),
-                "ci_high": round(SCALE * interval.high, 4),
-                "items": len(measured.arrays[0]),
-                "notes": list(measured.notes),
-            }
-        )
+        record = {
+            "benchmark": item.benchmark,
+            "file": item.relative,
+            "metric": measured.metric,
+            "baseline": round(SCALE * baseline_value, 4),
+            "model": round(SCALE * model_value, 4),
+            "delta": round(SCALE * (model_value - baseline_value), 4),
+            "ci_low": round(SCALE * interval.low, 4),
+            "ci_high": round(SCALE * interval.high, 4),
+            "items": len(measured.arrays[0]),
+            "notes": list(measured.notes),
+        }
+        if len(measures) > 1:
+            record[MODEL_STD_KEY] = round(SCALE * float(np.std(values, ddof=1)), 4)
+            record[SEEDS_KEY] = [
+                {"seed": label, "model": round(SCALE * value, 4)}
+                for label, value in zip(seeds, values, strict=True)
+            ]
+        records.append(record)
     return records
+
+
+def _model_label(labels: list[int | None], index: int) -> str:
+    return "model" if len(labels) == 1 else f"model (seed {labels[index]})"
 
 
 def run_public_benchmarks(
     data_dir: Path,
-    model: TextImageEncoder,
+    model: TextImageEncoder | Sequence[TextImageEncoder],
     baseline: TextImageEncoder,
     *,
+    seeds: Sequence[int | None] | None = None,
     resamples: int = DEFAULT_RESAMPLES,
     seed: int = DEFAULT_SEED,
     batch_size: int = 64,
@@ -121,7 +142,18 @@ def run_public_benchmarks(
 
     Records carry the keys of ``RECORD_KEYS`` plus ``items`` (the bootstrap's unit count)
     and ``notes``. ``model is baseline`` encodes once (deltas are then exactly 0).
+
+    ``model`` may be several encoders, one per training seed (``seeds`` labels them; the
+    default labels are their positions): ``model`` is then the mean of their scores,
+    ``delta`` that mean minus the baseline, and the interval comes from item resamples on
+    which every seed is scored and the seeds' scores averaged
+    (``bootstrap.seed_averaged_bootstrap_interval``); such records gain ``model_std`` and
+    ``seeds`` (each seed's score). One encoder gives exactly the single-model records.
     """
+    models = list(model) if isinstance(model, Sequence) else [model]
+    labels: list[int | None] = list(seeds) if seeds is not None else list(range(len(models)))
+    if not models or len(labels) != len(models):
+        raise ValueError(f"{len(models)} model(s) but seed labels {labels}")
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise BenchmarkDataError(data_dir, "evaluation data directory does not exist")
@@ -135,14 +167,16 @@ def run_public_benchmarks(
         )
     report(f"{len(files)} benchmark files under {data_dir}", force=True)
     texts = [text for item in files for text in item.texts]
-    model_table = _encode_all(model, texts, batch_size, "model", report)
-    baseline_table = (
-        model_table
-        if baseline is model
-        else _encode_all(baseline, texts, batch_size, "baseline", report)
-    )
+    tables: dict[int, dict[str, np.ndarray]] = {}  # by id: an encoder given twice encodes once
+    for index, encoder in enumerate([*models, baseline]):
+        if id(encoder) not in tables:
+            label = "baseline" if index == len(models) else _model_label(labels, index)
+            tables[id(encoder)] = _encode_all(encoder, texts, batch_size, label, report)
+    model_tables = [tables[id(encoder)] for encoder in models]
     records = []
     for item in files:
-        records.extend(_records_for(item, model_table, baseline_table, resamples, seed))
+        records.extend(
+            _records_for(item, model_tables, tables[id(baseline)], labels, resamples, seed)
+        )
         report(f"scored {item.relative}", force=True)
     return records
