@@ -16,6 +16,10 @@ TEXT = "text"
 URL = "url"
 NSFW = "nsfw"
 IMAGE_PATH = "image_path"
+# The image as the shard names it (file name, relative path or URI), before it is resolved
+# and checked: kept even when the file is absent, so captions of one image stay grouped
+# (the co_captions paraphrase backend) where image_path is null (no local images).
+IMAGE_REF = "image_ref"
 IMAGE_EMBEDDING = "image_embedding"
 IMAGE_EMBEDDING_MODEL = "image_embedding_model"
 INPUT_ISSUE = "input_issue"  # null when the caption is usable, else why not (kept, never dropped)
@@ -48,6 +52,7 @@ RAW_CAPTIONS_SCHEMA = pa.schema(
         pa.field(URL, pa.string()),
         pa.field(NSFW, pa.string()),
         pa.field(IMAGE_PATH, pa.string()),
+        pa.field(IMAGE_REF, pa.string()),
         pa.field(IMAGE_EMBEDDING, pa.list_(pa.float32())),
         pa.field(IMAGE_EMBEDDING_MODEL, pa.string()),
         pa.field(INPUT_ISSUE, pa.string()),

@@ -16,7 +16,7 @@ CAPTIONS_GROUP = "captions"
 @dg.asset(
     partitions_def=caption_shards,
     group_name=CAPTIONS_GROUP,
-    code_version="raw_captions-v1",
+    code_version="raw_captions-v2",
     kinds={"parquet"},
     tags={"paraclip/stage": "ingest"},
 )

@@ -13,10 +13,12 @@ import dagster as dg
 import pyarrow as pa
 
 from paraclip_pipeline import schema
+from paraclip_pipeline.asset_names import RAW_CAPTIONS
 from paraclip_pipeline.defs.metadata import table_preview
 from paraclip_pipeline.defs.partitions import caption_shards
 from paraclip_pipeline.defs.resources import ParaphraserResource, StorageResource
 from paraclip_pipeline.distributed import ENGINE_IN_PROCESS
+from paraclip_pipeline.paraphrase.config import CO_CAPTIONS
 from paraclip_pipeline.storage import table_fingerprint
 
 PARAPHRASE_GROUP = "paraphrases"
@@ -26,17 +28,35 @@ LLM_POOL = "llm_backend"
 def _run_stage(
     context: dg.AssetExecutionContext,
     rows: pa.Table,
+    select: Callable[[pa.Table], pa.Table],
     stage: Literal[1, 2],
     paraphraser: ParaphraserResource,
     storage: StorageResource,
 ) -> dg.Output[pa.Table]:
+    from paraclip_pipeline.paraphrase.backends import build_backend
+    from paraclip_pipeline.paraphrase.backends.co_captions import (
+        caption_groups,
+        read_caption_groups,
+    )
     from paraclip_pipeline.paraphrase.engine import run_paraphrase_stage
 
+    config = paraphraser.config()
+    backend = None
+    if config.backend == CO_CAPTIONS:
+        groups = (
+            caption_groups(rows)
+            if stage == 1
+            else read_caption_groups(
+                storage.layout.partition_file(RAW_CAPTIONS, context.partition_key)
+            )
+        )
+        backend = build_backend(config, caption_groups=groups)
     result = run_paraphrase_stage(
-        rows,
+        select(rows),
         stage=stage,
-        config=paraphraser.config(),
+        config=config,
         cache_dir=storage.layout.paraphrase_cache_dir,
+        backend=backend,
         log=context.log.info,
     )
     table = result.table
@@ -82,7 +102,7 @@ def _paraphrase_asset(
         paraphraser: ParaphraserResource,
         storage: StorageResource,
     ) -> dg.Output[pa.Table]:
-        return _run_stage(context, select(rows), stage, paraphraser, storage)
+        return _run_stage(context, rows, select, stage, paraphraser, storage)
 
     return paraphrase_step
 

@@ -68,7 +68,9 @@ class ParaphraserResource(dg.ConfigurableResource):
     never part of the config: ``api_key_env`` names the environment variable holding it.
     """
 
-    backend: Literal["wordnet", "openai_compatible", "llama_cpp", "transformers"] = "wordnet"
+    backend: Literal["wordnet", "openai_compatible", "llama_cpp", "transformers", "co_captions"] = (
+        "wordnet"
+    )
     model: str | None = None
     base_url: str | None = None
     api_key_env: str | None = None

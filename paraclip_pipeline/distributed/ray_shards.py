@@ -31,6 +31,7 @@ from paraclip_pipeline.distributed.shard_steps import (
     paraphraser_config,
     run_step_safely,
 )
+from paraclip_pipeline.paraphrase.config import CO_CAPTIONS
 
 __all__ = ["RECORD_FIELDS", "ShardRecord", "StepOptions", "run_step_on_ray"]
 
@@ -67,7 +68,9 @@ class ParaphraseActor:
         from paraclip_pipeline.paraphrase.backends import build_backend
 
         self.step, self.options = step, options
-        self.backend = build_backend(paraphraser_config(options))
+        config = paraphraser_config(options)
+        # co_captions is built per shard from that shard's groups (shard_steps), not per actor.
+        self.backend = None if config.backend == CO_CAPTIONS else build_backend(config)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         shards = batch.column("shard").to_pylist()

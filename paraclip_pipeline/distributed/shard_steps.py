@@ -29,6 +29,7 @@ from paraclip_pipeline.asset_names import (
     STAGE1_PARAPHRASES,
     STAGE2_PARAPHRASES,
 )
+from paraclip_pipeline.paraphrase.config import CO_CAPTIONS
 from paraclip_pipeline.storage import StorageLayout, table_fingerprint, write_parquet_atomic
 
 # What every step returns for one shard; the Dagster side reports it as that partition's
@@ -98,15 +99,22 @@ def _paraphrase_step(stage: Literal[1, 2]) -> Callable[..., ShardRecord]:
         """``backend``: a long-lived one (a Ray actor's async client); None builds one per shard."""
         from paraclip_pipeline.paraphrase.engine import run_paraphrase_stage
 
+        config = paraphraser_config(options)
         if stage == 1:
             rows = _read(options, RAW_CAPTIONS, shard_key)
             rows = rows.select(list(schema.STAGE1_INPUT_COLUMNS))
         else:
             rows = _read(options, STAGE1_PARAPHRASES, shard_key)
+        if config.backend == CO_CAPTIONS:  # answers from this shard's groups, never shared
+            from paraclip_pipeline.paraphrase.backends import build_backend
+            from paraclip_pipeline.paraphrase.backends.co_captions import read_caption_groups
+
+            raw_file = _layout(options).partition_file(RAW_CAPTIONS, shard_key)
+            backend = build_backend(config, caption_groups=read_caption_groups(raw_file))
         result = run_paraphrase_stage(
             rows,
             stage=stage,
-            config=paraphraser_config(options),
+            config=config,
             cache_dir=_layout(options).paraphrase_cache_dir,
             backend=backend,
         )

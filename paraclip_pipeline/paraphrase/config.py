@@ -16,7 +16,9 @@ from paraclip_pipeline.paraphrase.prompts import (
     STAGE_PLACEHOLDERS,
 )
 
-BackendName = Literal["wordnet", "openai_compatible", "llama_cpp", "transformers"]
+# Human co-captions of one image as T' and T'' (not an LLM): paraphrase/backends/co_captions.py.
+CO_CAPTIONS = "co_captions"
+BackendName = Literal["wordnet", "openai_compatible", "llama_cpp", "transformers", "co_captions"]
 
 
 class ParaphraserConfig(BaseModel):

@@ -112,6 +112,10 @@ def run_paraphrase_stage(
     owns_backend = backend is None
     active = backend if backend is not None else build_backend(config)
     calls_before = active.calls
+    inputs = [
+        text if text is None or active.answers(ParaphraseRequest(stage, text, "")) else None
+        for text in inputs
+    ]
     try:
         cache = ParaphraseCache(cache_dir, active.cache_identity(stage))
         keys = [None if text is None else cache.key(text) for text in inputs]

@@ -2,7 +2,9 @@
 
 Statuses (``schema.PARAPHRASE_STATUSES``): ``ok``; ``refused`` (the model declined);
 ``empty`` (nothing usable left); ``echo`` (normalised equal to the input);
-``error`` and ``skipped`` are set by the engine, never here. Model output is only
+``error`` and ``skipped`` (no usable input, or a backend with no answer for it by
+construction, as ``co_captions`` for a caption without a group) are set by the engine,
+never here. Model output is only
 ever treated as data: nothing downstream executes or follows it.
 """
 

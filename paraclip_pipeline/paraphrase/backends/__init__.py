@@ -6,12 +6,26 @@ only when built, so importing this package costs nothing.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from paraclip_pipeline.paraphrase.backends.base import ParaphraseBackend
-from paraclip_pipeline.paraphrase.config import ParaphraserConfig
+from paraclip_pipeline.paraphrase.config import CO_CAPTIONS, ParaphraserConfig
 
 
-def build_backend(config: ParaphraserConfig) -> ParaphraseBackend:
-    """The backend ``config.backend`` names; heavy imports happen only for the chosen one."""
+def build_backend(
+    config: ParaphraserConfig, *, caption_groups: Sequence[tuple[str, ...]] | None = None
+) -> ParaphraseBackend:
+    """The backend ``config.backend`` names; heavy imports happen only for the chosen one.
+
+    ``caption_groups`` (``co_captions.caption_groups`` of the shard) is what the
+    ``co_captions`` backend answers from; the other backends take none.
+    """
+    if config.backend == CO_CAPTIONS:
+        if caption_groups is None:
+            raise ValueError("backend 'co_captions' is built per shard, from its caption groups")
+        from paraclip_pipeline.paraphrase.backends.co_captions import CoCaptionsBackend
+
+        return CoCaptionsBackend(config, caption_groups)
     if config.backend == "wordnet":
         from paraclip_pipeline.paraphrase.backends.wordnet import WordNetBackend
 

@@ -65,6 +65,11 @@ class ParaphraseBackend(ABC):
             "seed": config.seed,
         }
 
+    def answers(self, request: ParaphraseRequest) -> bool:
+        """False when this backend has no answer for the request by construction (not a
+        failure to retry): the engine then marks the row ``skipped`` and asks nothing."""
+        return True
+
     def generate(self, requests: Sequence[ParaphraseRequest]) -> list[Completion]:
         self.calls += len(requests)
         completions = self._generate(requests)

@@ -138,8 +138,9 @@ def read_shard_checked(
     texts, issues = clean_captions(parsed.texts, parsed.text_undecodable, max_caption_chars)
     shard_dir = source if shard.format == "two_file" else source.parent
     image_base = UPath(image_root).absolute() if image_root is not None else shard_dir
+    image_refs = clean_metadata(parsed.image_paths)
     image_paths, image_problems = _checked_image_paths(
-        clean_metadata(parsed.image_paths).to_pylist(), source_rows, image_base
+        image_refs.to_pylist(), source_rows, image_base
     )
     columns = {
         schema.CAPTION_ID: caption_ids(key, sample_ids.to_pylist(), source_rows),
@@ -150,6 +151,7 @@ def read_shard_checked(
         schema.URL: clean_metadata(parsed.urls),
         schema.NSFW: clean_metadata(parsed.nsfw),
         schema.IMAGE_PATH: image_paths,
+        schema.IMAGE_REF: image_refs,
         schema.IMAGE_EMBEDDING: parsed.image_embeddings
         if parsed.image_embeddings is not None
         else pa.nulls(row_count, EMBEDDING_TYPE),
