@@ -195,11 +195,29 @@ def _add_public_benchmark_commands(commands: argparse._SubParsersAction) -> None
     evaluate.add_argument("--html", type=Path, help="write an HTML table")
     evaluate.add_argument("--profile", help="model profile of the baseline (default: settings)")
     evaluate.add_argument("--resamples", type=int, default=DEFAULT_RESAMPLES)
+    evaluate.add_argument(
+        "--files",
+        action="append",
+        help=f"glob(s) relative to --data, '{os.pathsep}'-separated or repeated, of the files to "
+        "score (default: PARACLIP_EVAL_FILES, else all)",
+    )
+    evaluate.add_argument(
+        "--max-items",
+        type=_positive_int,
+        help="score at most N items per file, a deterministic subsample (default: "
+        "PARACLIP_EVAL_MAX_ITEMS, else all)",
+    )
     data = commands.add_parser("data", help="public benchmark data")
     data_commands = data.add_subparsers(dest="data_command", required=True)
     download = data_commands.add_parser("download", help=DOWNLOAD_HELP, description=DOWNLOAD_HELP)
     download.add_argument("--dest", type=Path, help="target directory")
     download.add_argument("--only", action="append", choices=sorted(DATASETS))
+
+
+def _positive_int(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value!r}")
+    return int(value)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -216,7 +234,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "data":
             return command.run_download(settings, args.dest, args.only)
         return command.run_evaluate(
-            settings, args.model, args.data, args.json, args.html, args.profile, args.resamples
+            settings,
+            args.model,
+            args.data,
+            args.json,
+            args.html,
+            args.profile,
+            args.resamples,
+            command.selection(settings, args.files, args.max_items),
         )
     return run_lineage(settings, args.checkpoint, args.caption_id, args.shard, args.json)
 

@@ -32,6 +32,10 @@ LLM_API_KEY_ENV_ENV = "PARACLIP_LLM_API_KEY_ENV"
 DEFAULT_LLM_POOL_LIMIT = 2
 # A directory laid out like ../shared/data/eval (public benchmarks; `paraclip data download`).
 EVAL_DATA_ENV = "PARACLIP_EVAL_DATA"
+# Which of its files the report scores (globs relative to it, os.pathsep-separated; default all)
+# and at most how many items of each (a deterministic subsample; default all): the demo's cap.
+EVAL_FILES_ENV = "PARACLIP_EVAL_FILES"
+EVAL_MAX_ITEMS_ENV = "PARACLIP_EVAL_MAX_ITEMS"
 # A Ray cluster (`host:port` of the head's GCS, or `ray://host:10001`): set, the heavy steps run
 # there (issue 15, docs/deploying.md); unset, everything runs in-process and Ray is not imported.
 RAY_ADDRESS_ENV = "PARACLIP_RAY_ADDRESS"
@@ -49,6 +53,19 @@ def _env(name: str) -> str | None:
 def _path_from_env(name: str) -> Path | None:
     value = _env(name)
     return Path(value).expanduser().resolve() if value else None
+
+
+def _eval_files() -> tuple[str, ...]:
+    return tuple(part for part in (_env(EVAL_FILES_ENV) or "").split(os.pathsep) if part.strip())
+
+
+def _eval_max_items() -> int | None:
+    value = _env(EVAL_MAX_ITEMS_ENV)
+    if value is None:
+        return None
+    if not value.strip().isdigit() or int(value) < 1:
+        raise ValueError(f"{EVAL_MAX_ITEMS_ENV}={value!r}: expected a whole number >= 1")
+    return int(value)
 
 
 def _image_root() -> Path | None:
@@ -80,6 +97,8 @@ class Settings:
     llm_pool_limit: int = DEFAULT_LLM_POOL_LIMIT
     # A directory laid out like ../shared/data/eval (public benchmarks).
     eval_data_dir: Path | None = None
+    eval_files: tuple[str, ...] = ()
+    eval_max_items: int | None = None
     ray_address: str | None = None
     ray_partitions_per_run: int = DEFAULT_RAY_PARTITIONS_PER_RUN
 
@@ -102,6 +121,8 @@ class Settings:
             llm_api_key_env=_env(LLM_API_KEY_ENV_ENV),
             llm_pool_limit=int(_env(LLM_POOL_LIMIT_ENV) or DEFAULT_LLM_POOL_LIMIT),
             eval_data_dir=_path_from_env(EVAL_DATA_ENV),
+            eval_files=_eval_files(),
+            eval_max_items=_eval_max_items(),
             ray_address=_env(RAY_ADDRESS_ENV),
             ray_partitions_per_run=int(
                 _env(RAY_PARTITIONS_PER_RUN_ENV) or DEFAULT_RAY_PARTITIONS_PER_RUN

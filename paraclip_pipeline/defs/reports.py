@@ -1,5 +1,6 @@
 """benchmark_report: baseline vs fine-tuned on STS, held-out paraphrase pairs and more."""
 
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -51,6 +52,10 @@ def benchmark_report(
     """The paper's evaluation, baseline and fine-tuned side by side, as Markdown + HTML;
     with ``eval_data_dir`` also the public benchmarks (the code `paraclip evaluate` runs)."""
     from paraclip_pipeline.evaluation.leakage import refuse_leaked_checkpoint
+    from paraclip_pipeline.evaluation.public.embedding_cache import EmbeddingCache
+    from paraclip_pipeline.evaluation.public.models import cacheable_clip
+    from paraclip_pipeline.evaluation.public.render import files_scored
+    from paraclip_pipeline.evaluation.public.selection import Selection
     from paraclip_pipeline.evaluation.public.suite import run_public_benchmarks
     from paraclip_pipeline.evaluation.report import render_report
     from paraclip_pipeline.evaluation.report_rows import mean_suite
@@ -82,15 +87,29 @@ def benchmark_report(
     seed_results = [run_suite(model, config, heldout) for model in finetuned_models]
     finetuned = seed_results[0] if len(seed_results) == 1 else mean_suite(seed_results)
     public = None
+    public_context: dict[str, str] = {}
+    public_seconds = 0.0
     if evaluation.eval_data_dir:
+        selection = Selection(tuple(evaluation.eval_files or ()), evaluation.eval_max_items)
+        started = time.perf_counter()
         public = run_public_benchmarks(
             Path(evaluation.eval_data_dir),
             finetuned_models,
-            baseline_model,
+            cacheable_clip(baseline_model)
+            if evaluation.cache_baseline_embeddings
+            else baseline_model,
             seeds=[seed for seed, _ in checkpoints],
             resamples=evaluation.bootstrap_resamples,
             progress=context.log.info,
+            selection=selection,
+            cache=EmbeddingCache(storage.layout.root),
         )
+        public_seconds = time.perf_counter() - started
+        public_context = {
+            "public benchmark selection": selection.describe(),
+            "public benchmark files scored": files_scored(public),
+            "public benchmark time": f"{public_seconds:.0f} s",
+        }
     notes = []
     if get_profile(clip_model.profile).pretrained is None:
         notes.append(
@@ -114,6 +133,7 @@ def benchmark_report(
             )
             or "not recorded",
             "public benchmark data": evaluation.eval_data_dir or "not set (PARACLIP_EVAL_DATA)",
+            **public_context,
         },
         public_benchmarks=public,
         seed_results=seed_results,
@@ -127,6 +147,7 @@ def benchmark_report(
             **({"seeds": len(checkpoints)} if len(checkpoints) > 1 else {}),
             "heldout_pairs": len(heldout),
             "public_benchmark_scores": len(public or []),
+            **({"public_benchmark_time_s": round(public_seconds, 1)} if public else {}),
             "summary": dg.MetadataValue.md(files.summary_table_markdown),
             **{key: float(value) for key, value in files.headline.items()},
         }

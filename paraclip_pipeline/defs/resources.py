@@ -152,6 +152,12 @@ class EvaluationResource(dg.ConfigurableResource):
     rank_k: int = 10
     # A directory laid out like ../shared/data/eval (PARACLIP_EVAL_DATA): public benchmarks.
     eval_data_dir: str | None = None
+    # Globs of its files to score (empty: all) and a per-file cap (None: all items); the demo
+    # scores the dev files, capped, to stay within its 10 minutes (PARACLIP_EVAL_FILES/_MAX_ITEMS).
+    eval_files: list[str] | None = None
+    eval_max_items: int | None = None
+    # Cache the pretrained baseline's embeddings under the storage root (it never changes).
+    cache_baseline_embeddings: bool = True
     bootstrap_resamples: int = 1000
 
 
@@ -203,6 +209,8 @@ def default_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
         "evaluation": EvaluationResource(
             sts_dir=str(settings.sts_dir) if settings.sts_dir else None,
             eval_data_dir=str(settings.eval_data_dir) if settings.eval_data_dir else None,
+            eval_files=list(settings.eval_files),
+            eval_max_items=settings.eval_max_items,
         ),
         "ray": RayResource(address=settings.ray_address),
     }

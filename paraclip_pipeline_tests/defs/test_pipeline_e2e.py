@@ -70,6 +70,12 @@ def test_rows_and_ids_flow_from_raw_captions_to_the_checkpoint(pipeline: Pipelin
     # The public benchmarks of the tiny data directory: 8 scores, in their own section.
     assert report["public_benchmark_scores"] == 8
     assert "## Public benchmarks" in Path(report["report_markdown"]).read_text()
+    # What was scored is recorded, and the pretrained baseline's embeddings were cached.
+    context = json.loads(Path(report["results_json"]).read_text())["context"]
+    assert context["public benchmark selection"] == "files: all; all items"
+    assert "paws/test.tsv: all 4 items" in context["public benchmark files scored"]
+    assert report["public_benchmark_time_s"] > 0
+    assert list((pipeline.settings.storage_root / "cache" / "embeddings").rglob("*.parquet"))
     # The guard rail ran on them: f30k dev (4 metrics) and SugarCrepe++ are gated.
     (check,) = training.get_asset_check_evaluations()
     assert check.check_name == "no_dev_regression"

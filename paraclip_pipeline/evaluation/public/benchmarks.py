@@ -27,6 +27,7 @@ from paraclip_pipeline.evaluation.public.formats.sugarcrepe_pp import (
     SugarCrepeItems,
     load_sugarcrepe_pp,
 )
+from paraclip_pipeline.evaluation.public.selection import Selection, select_files, subsample
 from paraclip_pipeline.evaluation.sts import StsPairs, load_stsb_csv
 
 CAPTION_GROUPS = "caption_groups"
@@ -58,6 +59,8 @@ class BenchmarkFile:
     path: Path
     relative: str
     data: Any = field(compare=False)
+    items: int = 0  # images, items or pairs scored
+    subsample_note: str | None = None  # "subsample of N of M ..." when capped
 
     @property
     def texts(self) -> list[str]:
@@ -141,12 +144,18 @@ def find_benchmark_files(data_dir: Path) -> list[tuple[str, Path]]:
     return found
 
 
-def load_benchmark_files(data_dir: Path) -> list[BenchmarkFile]:
-    """Every recognised file, loaded (malformed input raises ``BenchmarkDataError``)."""
+def load_benchmark_files(data_dir: Path, selection: Selection | None = None) -> list[BenchmarkFile]:
+    """Every recognised file that ``selection`` names, loaded and capped to its max items
+    (malformed input raises ``BenchmarkDataError``)."""
     data_dir = Path(data_dir)
-    return [
-        BenchmarkFile(
-            benchmark, path, path.relative_to(data_dir).as_posix(), LAYOUT[benchmark][1](path)
+    selection = selection or Selection()
+    loaded = []
+    for benchmark, path in select_files(
+        find_benchmark_files(data_dir), data_dir, selection.patterns
+    ):
+        chosen = subsample(LAYOUT[benchmark][1](path), selection.max_items)
+        relative = path.relative_to(data_dir).as_posix()
+        loaded.append(
+            BenchmarkFile(benchmark, path, relative, chosen.data, chosen.items, chosen.note)
         )
-        for benchmark, path in find_benchmark_files(data_dir)
-    ]
+    return loaded

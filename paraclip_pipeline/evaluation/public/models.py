@@ -1,27 +1,56 @@
 """What ``paraclip evaluate --model`` names, loaded as a model encoder and its baseline.
 
 The baseline is the profile's pretrained starting encoder (``load_clip(profile)``
-without a checkpoint); a checkpoint names its profile in its manifest.
+without a checkpoint); a checkpoint names its profile in its manifest. The baseline and
+Hugging Face model directories never change under their keys, so they declare an
+``embedding_cache_key``: a digest of the weights (``LoadedClip.model_id`` digests only
+the image tower, so the text side is digested here) and of the tokenizer's settings.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
 
 from paraclip_pipeline.evaluation.encoders import TextImageEncoder
+from paraclip_pipeline.evaluation.public.embedding_cache import CacheableEncoder
 from paraclip_pipeline.modeling.checkpoint_format import MANIFEST_FILE, read_manifest
+from paraclip_pipeline.storage import sha256_file
+
+if TYPE_CHECKING:
+    from paraclip_pipeline.modeling.factory import LoadedClip
 
 PRETRAINED = "pretrained"
 ST_MODULES_FILE = "modules.json"
 TRANSFORMER_MODULE = "Transformer"
 # Modules the mean-pooling + L2-norm encoder reproduces (class names, any package path).
 REPRODUCED_MODULES = {TRANSFORMER_MODULE, "Pooling", "Normalize"}
+# Bumped when the way an encoder turns weights into embeddings changes (pooling, norm).
+CACHE_KEY_VERSION = "v1"
+
+
+def clip_cache_key(clip: LoadedClip) -> str:
+    """Digest of everything that decides a LoadedClip's text embeddings: its profile (the
+    tokenizer and context length) and every non-image weight (~0.3 s for MiniLM)."""
+    digest = hashlib.sha256(json.dumps(clip.profile.to_dict(), sort_keys=True).encode())
+    for name, tensor in sorted(clip.model.state_dict().items()):
+        if not name.startswith("visual."):
+            digest.update(f"{name}:{tensor.dtype}".encode())
+            digest.update(tensor.detach().to("cpu").float().contiguous().numpy().tobytes())
+    return f"clip-text-{CACHE_KEY_VERSION}:{clip.model_id}:{digest.hexdigest()}"
+
+
+def cacheable_clip(clip: LoadedClip) -> CacheableEncoder:
+    """The pretrained baseline, declared cacheable (its weights never change)."""
+    return CacheableEncoder(clip, clip_cache_key(clip))
 
 
 class ModelSpecError(ValueError):
@@ -36,7 +65,17 @@ class HfTextEncoder:
         from paraclip_pipeline.modeling.sentence_encoder import SentenceEncoder
 
         self.model_dir = Path(model_dir)
-        self._encoder = SentenceEncoder(model_dir=transformer_dir(self.model_dir))
+        self._weights_dir = transformer_dir(self.model_dir)
+        self._encoder = SentenceEncoder(model_dir=self._weights_dir)
+
+    @cached_property
+    def embedding_cache_key(self) -> str:
+        """Digest of the weights file and the configuration / tokenizer files beside it."""
+        files = sorted(path for path in self._weights_dir.iterdir() if path.is_file())
+        digest = hashlib.sha256()
+        for path in files:
+            digest.update(f"{path.name}:{sha256_file(path)};".encode())
+        return f"hf-text-{CACHE_KEY_VERSION}:{digest.hexdigest()}"
 
     def encode_text(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
         self._encoder.batch_size = batch_size
@@ -92,7 +131,7 @@ def load_models(model: str | Sequence[str], profile: str) -> EvaluatedModels:
     from paraclip_pipeline.modeling.profiles import get_profile
 
     if model == PRETRAINED:
-        baseline = load_clip(get_profile(profile))
+        baseline = cacheable_clip(load_clip(get_profile(profile)))
         return EvaluatedModels([baseline], baseline, profile, f"pretrained ({profile})")
     path = Path(model).expanduser()
     if not path.is_dir():
@@ -104,7 +143,10 @@ def load_models(model: str | Sequence[str], profile: str) -> EvaluatedModels:
         return _load_seed_checkpoints([path])
     text_model = HfTextEncoder(path)
     return EvaluatedModels(
-        [text_model], load_clip(get_profile(profile)), profile, f"Hugging Face model {path}"
+        [text_model],
+        cacheable_clip(load_clip(get_profile(profile))),
+        profile,
+        f"Hugging Face model {path}",
     )
 
 
@@ -140,7 +182,7 @@ def _load_seed_checkpoints(paths: list[Path]) -> EvaluatedModels:
     )
     return EvaluatedModels(
         [load_clip(profiles[0], checkpoint=path) for path in paths],
-        load_clip(profiles[0]),
+        cacheable_clip(load_clip(profiles[0])),
         profiles[0].name,
         description,
         seeds if len(paths) > 1 else [None],

@@ -35,9 +35,24 @@ def spread(record: dict[str, Any]) -> str:
     return f"±{record[MODEL_STD_KEY]:.2f} [{min(scores):.2f}, {max(scores):.2f}]"
 
 
+def _file_cell(record: dict[str, Any]) -> str:
+    subsample = record.get("subsample")
+    return f"{record['file']} ({subsample.split(' (')[0]})" if subsample else record["file"]
+
+
+def files_scored(records: Sequence[dict[str, Any]]) -> str:
+    """Each file scored once, with its items and whether they are a subsample."""
+    by_file: dict[str, str] = {}
+    for record in records:
+        by_file.setdefault(
+            record["file"], record.get("subsample") or f"all {record.get('file_items', '?')} items"
+        )
+    return "; ".join(f"{name}: {how}" for name, how in by_file.items())
+
+
 def _row(record: dict[str, Any], seeds: bool = False) -> list[str]:
     return [
-        record["file"],
+        _file_cell(record),
         record["metric"],
         f"{record['baseline']:.2f}",
         f"{record['model']:.2f}",

@@ -3,7 +3,8 @@
 Used by ``paraclip evaluate`` and by the ``benchmark_report`` asset. Each distinct text
 of all files is encoded once per encoder (the same STS-B or caption sentence recurs
 across files and metrics); encoding is the long part, so progress is reported while
-it runs.
+it runs, and an encoder that declares itself cacheable (the pretrained baseline) reads
+what earlier runs encoded from the embedding cache and encodes only the rest.
 """
 
 from __future__ import annotations
@@ -25,11 +26,16 @@ from paraclip_pipeline.evaluation.public.bootstrap import (
     point_value,
     seed_averaged_bootstrap_interval,
 )
+from paraclip_pipeline.evaluation.public.embedding_cache import EmbeddingCache, declared_cache_key
+from paraclip_pipeline.evaluation.public.selection import Selection
 
 SCALE = 100.0  # scores are reported x100
 PROGRESS_INTERVAL_S = 10.0
 ENCODE_CHUNK = 512  # progress at least every ~30 s even on a busy 2-core machine
 RECORD_KEYS = ("benchmark", "file", "metric", "baseline", "model", "delta", "ci_low", "ci_high")
+# The images, items or pairs of the file scored; "subsample of N of M ..." only when capped.
+FILE_ITEMS_KEY = "file_items"
+SUBSAMPLE_KEY = "subsample"
 # Only in records of several models (seeds): their sample std (ddof=1) and each one's score.
 MODEL_STD_KEY = "model_std"
 SEEDS_KEY = "seeds"
@@ -54,10 +60,31 @@ class _Reporter:
 
 
 def _encode_all(
+    encoder: TextImageEncoder,
+    texts: list[str],
+    batch_size: int,
+    label: str,
+    report: _Reporter,
+    cache: EmbeddingCache | None,
+) -> dict[str, np.ndarray]:
+    """Embedding of each distinct text: from the cache when the encoder is cacheable, the
+    rest encoded in chunks of similar length (and then cached)."""
+    key = declared_cache_key(encoder) if cache is not None else None
+    cached = cache.lookup(key, texts) if cache is not None and key else {}
+    if cached:
+        report(f"{label}: {len(cached)} texts from the embedding cache", force=True)
+    encoded = _encode_missing(
+        encoder, [t for t in set(texts) if t not in cached], batch_size, label, report
+    )
+    if cache is not None and key:
+        cache.store(key, encoded)
+    return {**cached, **encoded}
+
+
+def _encode_missing(
     encoder: TextImageEncoder, texts: list[str], batch_size: int, label: str, report: _Reporter
 ) -> dict[str, np.ndarray]:
-    """Embedding of each distinct text, encoded in chunks of similar length."""
-    unique = sorted(set(texts), key=lambda text: (len(text), text))  # same batches every run
+    unique = sorted(texts, key=lambda text: (len(text), text))  # same batches every run
     rows: list[np.ndarray] = []
     started = time.monotonic()
     report(f"{label}: encoding {len(unique)} distinct texts", force=True)
@@ -112,7 +139,10 @@ def _records_for(
             "ci_high": round(SCALE * interval.high, 4),
             "items": len(measured.arrays[0]),
             "notes": list(measured.notes),
+            FILE_ITEMS_KEY: item.items,
         }
+        if item.subsample_note:
+            record[SUBSAMPLE_KEY] = item.subsample_note
         if len(measures) > 1:
             record[MODEL_STD_KEY] = round(SCALE * float(np.std(values, ddof=1)), 4)
             record[SEEDS_KEY] = [
@@ -137,11 +167,16 @@ def run_public_benchmarks(
     seed: int = DEFAULT_SEED,
     batch_size: int = 64,
     progress: Progress = _silent,
+    selection: Selection | None = None,
+    cache: EmbeddingCache | None = None,
 ) -> list[dict[str, Any]]:
     """One record per (file, metric): baseline, model, delta and its 95% interval, x100.
 
-    Records carry the keys of ``RECORD_KEYS`` plus ``items`` (the bootstrap's unit count)
-    and ``notes``. ``model is baseline`` encodes once (deltas are then exactly 0).
+    Records carry the keys of ``RECORD_KEYS`` plus ``items`` (the bootstrap's unit count),
+    ``notes``, ``file_items`` and, for a file capped by ``selection.max_items``,
+    ``subsample``. ``model is baseline`` encodes once (deltas are then exactly 0).
+    ``selection`` picks the files and caps their items (default: everything); with
+    ``cache``, encoders that declare an ``embedding_cache_key`` are cached there.
 
     ``model`` may be several encoders, one per training seed (``seeds`` labels them; the
     default labels are their positions): ``model`` is then the mean of their scores,
@@ -158,7 +193,7 @@ def run_public_benchmarks(
     if not data_dir.is_dir():
         raise BenchmarkDataError(data_dir, "evaluation data directory does not exist")
     report = _Reporter(progress)
-    files = load_benchmark_files(data_dir)
+    files = load_benchmark_files(data_dir, selection)
     if not files:
         raise BenchmarkDataError(
             data_dir,
@@ -171,7 +206,7 @@ def run_public_benchmarks(
     for index, encoder in enumerate([*models, baseline]):
         if id(encoder) not in tables:
             label = "baseline" if index == len(models) else _model_label(labels, index)
-            tables[id(encoder)] = _encode_all(encoder, texts, batch_size, label, report)
+            tables[id(encoder)] = _encode_all(encoder, texts, batch_size, label, report, cache)
     model_tables = [tables[id(encoder)] for encoder in models]
     records = []
     for item in files:

@@ -27,7 +27,9 @@ EXPECTED_METRICS = [
 
 
 @pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    # The baseline's embedding cache lives under the storage root: keep it in tmp_path.
+    monkeypatch.setenv("PARACLIP_STORAGE_ROOT", str(tmp_path / "storage"))
     return write_public_fixture(tmp_path / "eval")
 
 
