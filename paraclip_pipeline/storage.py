@@ -254,3 +254,47 @@ def parquet_stream(target: Path, table_schema: pa.Schema) -> Iterator[ParquetStr
         finally:
             writer._writer.close()
         writer.fingerprint = writer._hash.hexdigest()
+
+
+@dataclass(frozen=True)
+class ParquetTable:
+    """A per-shard Parquet file handed between assets instead of its rows.
+
+    A streaming stage reads its input batch by batch (``batches``) and writes its output
+    with ``parquet_stream``, so neither side holds the shard. ``location`` is a local
+    path or an fsspec URI.
+    """
+
+    location: str
+
+    def _open(self) -> contextlib.AbstractContextManager[pq.ParquetFile]:
+        from upath import UPath
+
+        @contextlib.contextmanager
+        def opened() -> Iterator[pq.ParquetFile]:
+            with UPath(self.location).open("rb") as handle:
+                yield pq.ParquetFile(handle)
+
+        return opened()
+
+    @property
+    def schema(self) -> pa.Schema:
+        with self._open() as parquet_file:
+            return parquet_file.schema_arrow
+
+    @property
+    def num_rows(self) -> int:
+        with self._open() as parquet_file:
+            return parquet_file.metadata.num_rows
+
+    def batches(
+        self, batch_rows: int, columns: list[str] | None = None
+    ) -> Iterator[pa.RecordBatch]:
+        """The rows in order, at most ``batch_rows`` at a time."""
+        with self._open() as parquet_file:
+            yield from parquet_file.iter_batches(batch_size=batch_rows, columns=columns)
+
+    def read(self, columns: list[str] | None = None) -> pa.Table:
+        """Every row at once: for small tables and for consumers that need them all."""
+        with self._open() as parquet_file:
+            return parquet_file.read(columns=columns)
