@@ -46,6 +46,11 @@ class StorageLayout:
         return self.root / "cache" / "paraphrase"
 
     @property
+    def scratch_dir(self) -> Path:
+        """Spill files of streaming stages (DuckDB sorts, dedup keys); deleted after use."""
+        return self.root / "scratch"
+
+    @property
     def checkpoints_dir(self) -> Path:
         return self.root / "checkpoints"
 
