@@ -167,12 +167,14 @@ def stage_assets(rules_path: Path) -> list[dg.AssetsDefinition]:
     ]
 
 
-def stage_resources(shards: Path, storage_root: Path, batch_rows: int) -> dict[str, object]:
+def stage_resources(
+    shards: Path, storage_root: Path, batch_rows: int, chunk_size: int | None = None
+) -> dict[str, object]:
     return {
         "shard_source": ShardSourceResource(location=str(shards)),
         "storage": StorageResource(root=str(storage_root), batch_rows=batch_rows),
         "io_manager": ArrowParquetIOManagerResource(root=str(storage_root)),
-        "paraphraser": ParaphraserResource(),
+        "paraphraser": ParaphraserResource(chunk_size=chunk_size),
         "sentence_encoder": SentenceEncoderResource(),
     }
 
@@ -185,6 +187,7 @@ def materialize_stages(
     rules_path: Path,
     instance: dg.DagsterInstance,
     only: str | None = None,
+    chunk_size: int | None = None,
 ) -> dg.ExecuteInProcessResult:
     """The per-shard assets (or ``only`` one of them, upstream read from storage)."""
     if key not in instance.get_dynamic_partitions(caption_shards.name):
@@ -195,7 +198,7 @@ def materialize_stages(
         assets,
         partition_key=key,
         instance=instance,
-        resources=stage_resources(shards, storage_root, batch_rows),
+        resources=stage_resources(shards, storage_root, batch_rows, chunk_size),
         selection=selection,
     )
 
