@@ -1,5 +1,6 @@
 """raw_captions: one partition per caption shard, normalised to one schema."""
 
+import itertools
 from collections import Counter
 
 import dagster as dg
@@ -48,8 +49,10 @@ def raw_captions(
     head: pa.Table | None = None
     try:
         stream = shard_source.stream(shard, storage.batch_rows)
+        # The first batch before the file: an empty shard fails here, leaving nothing behind.
+        first = next(stream.batches)
         with parquet_stream(target, schema.RAW_CAPTIONS_SCHEMA) as writer:
-            for table, problems in stream.batches:
+            for table, problems in itertools.chain([first], stream.batches):
                 writer.write(table)
                 head = head if head is not None else table.slice(0, PREVIEW_ROWS)
                 flagged += len(table) - pc.sum(pc.is_null(table[schema.INPUT_ISSUE])).as_py()
