@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import shutil
 import subprocess
 import sys
@@ -39,6 +38,14 @@ from paraclip_pipeline.asset_names import (
 
 STAGES = (RAW_CAPTIONS, STAGE1_PARAPHRASES, STAGE2_PARAPHRASES, FILTERED_PAIRS)
 KEY = "laion-bench"
+
+
+def _peak_rss_mb() -> float:
+    """This process's peak resident set (VmHWM, kB), reset by exec unlike ru_maxrss."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status (Linux only)")
 
 
 def run_stage(arguments: argparse.Namespace) -> None:
@@ -63,7 +70,7 @@ def run_stage(arguments: argparse.Namespace) -> None:
         )
         seconds = time.perf_counter() - started
     assert result.success
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = _peak_rss_mb()
     print(json.dumps({"seconds": seconds, "peak_rss_mb": peak_mb}))
 
 
