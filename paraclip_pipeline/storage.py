@@ -46,6 +46,11 @@ class StorageLayout:
         return self.root / "cache" / "paraphrase"
 
     @property
+    def scratch_dir(self) -> Path:
+        """Spill files of streaming stages (DuckDB sorts, dedup keys); deleted after use."""
+        return self.root / "scratch"
+
+    @property
     def checkpoints_dir(self) -> Path:
         return self.root / "checkpoints"
 
@@ -138,3 +143,163 @@ def table_fingerprint(table: pa.Table) -> str:
         writer.write_table(table.combine_chunks())
     digest.update(sink.getvalue().to_pybytes())
     return digest.hexdigest()
+
+
+# Rows per block the streamed fingerprint hashes: a table of at most this many rows hashes
+# exactly as ``table_fingerprint`` always did (one IPC record batch), so every shard
+# written before streaming keeps its data version; larger tables hash one IPC record
+# batch per block, whatever batches they were written in (a one-time change for them).
+FINGERPRINT_BLOCK_ROWS = 1 << 16
+
+
+class _HashSink:
+    """A write-only file object that feeds what is written into a sha256."""
+
+    def __init__(self, digest: hashlib._Hash) -> None:
+        self._digest = digest
+        self.closed = False
+
+    def write(self, data: bytes) -> int:
+        self._digest.update(data)
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class StreamingFingerprint:
+    """``table_fingerprint`` computed batch by batch, in memory set by the block size.
+
+    Incoming batches are regrouped into blocks of ``block_rows`` rows (the last one
+    shorter), each combined into one contiguous record batch and written to an IPC
+    stream that is hashed, never stored; so the value depends on the rows alone, not on
+    how they were batched, and equals ``table_fingerprint`` for tables of at most
+    ``block_rows`` rows.
+    """
+
+    def __init__(self, table_schema: pa.Schema, block_rows: int = FINGERPRINT_BLOCK_ROWS) -> None:
+        if block_rows < 1:
+            raise ValueError(f"block_rows must be positive, got {block_rows}")
+        self._schema = table_schema
+        self._block_rows = block_rows
+        self._digest = hashlib.sha256()
+        self._digest.update(table_schema.to_string(show_schema_metadata=False).encode())
+        self._writer = pa.ipc.new_stream(_HashSink(self._digest), table_schema)
+        self._pending: list[pa.RecordBatch] = []
+        self._pending_rows = 0
+        self._rows = 0
+
+    def update(self, batch: pa.RecordBatch) -> None:
+        self._pending.append(batch)
+        self._pending_rows += batch.num_rows
+        while self._pending_rows >= self._block_rows:
+            self._emit(self._block_rows)
+
+    def _emit(self, rows: int) -> None:
+        pending = pa.Table.from_batches(self._pending, self._schema)
+        block, rest = pending.slice(0, rows), pending.slice(rows)
+        # One record batch per block, copied into fresh buffers: a slice serialises with
+        # different padding and bitmap bytes than the same rows built from scratch.
+        fresh = pa.concat_tables([block, self._schema.empty_table()]).combine_chunks()
+        self._writer.write_table(fresh)
+        self._rows += rows
+        self._pending = rest.combine_chunks().to_batches() if rest.num_rows else []
+        self._pending_rows = rest.num_rows
+
+    def hexdigest(self) -> str:
+        """The fingerprint of every row given so far; ends the stream (call once)."""
+        if self._pending_rows or self._rows == 0:
+            if self._pending_rows:
+                self._emit(self._pending_rows)
+            else:  # an empty table: what table_fingerprint writes for one
+                self._writer.write_table(self._schema.empty_table().combine_chunks())
+        self._writer.close()
+        return self._digest.hexdigest()
+
+
+class ParquetStreamWriter:
+    """Batches written to an open Parquet file and hashed on the way (``parquet_stream``)."""
+
+    def __init__(self, path: Path, table_schema: pa.Schema) -> None:
+        self.schema = table_schema
+        self.rows = 0
+        self.fingerprint = ""  # set when the ``parquet_stream`` block ends without error
+        self._writer = pq.ParquetWriter(path, table_schema, compression="zstd")
+        self._hash = StreamingFingerprint(table_schema)
+
+    def write(self, rows: pa.Table | pa.RecordBatch) -> None:
+        table = rows if isinstance(rows, pa.Table) else pa.Table.from_batches([rows])
+        if not table.schema.equals(self.schema):
+            raise ValueError(f"batch schema {table.schema} differs from the file's {self.schema}")
+        if table.num_rows == 0:
+            return
+        self._writer.write_table(table)
+        for batch in table.to_batches():
+            self._hash.update(batch)
+        self.rows += table.num_rows
+
+
+@contextlib.contextmanager
+def parquet_stream(target: Path, table_schema: pa.Schema) -> Iterator[ParquetStreamWriter]:
+    """Write a table batch by batch to ``target``, atomically, hashing it on the way.
+
+    Rows go to a temporary sibling (``atomic_path``) through ``pq.ParquetWriter`` (zstd,
+    like ``write_parquet_atomic``) and are renamed onto ``target`` only when the block
+    ends without an error, so memory is set by the batch size, not the table's, and a
+    kill leaves the previous file (or none) in place. On exit the writer's ``fingerprint``
+    is the table's ``table_fingerprint`` (see ``StreamingFingerprint``).
+    """
+    with atomic_path(Path(target)) as tmp:
+        writer = ParquetStreamWriter(tmp, table_schema)
+        try:
+            yield writer
+        finally:
+            writer._writer.close()
+        writer.fingerprint = writer._hash.hexdigest()
+
+
+@dataclass(frozen=True)
+class ParquetTable:
+    """A per-shard Parquet file handed between assets instead of its rows.
+
+    A streaming stage reads its input batch by batch (``batches``) and writes its output
+    with ``parquet_stream``, so neither side holds the shard. ``location`` is a local
+    path or an fsspec URI.
+    """
+
+    location: str
+
+    def _open(self) -> contextlib.AbstractContextManager[pq.ParquetFile]:
+        from upath import UPath
+
+        @contextlib.contextmanager
+        def opened() -> Iterator[pq.ParquetFile]:
+            with UPath(self.location).open("rb") as handle:
+                yield pq.ParquetFile(handle)
+
+        return opened()
+
+    @property
+    def schema(self) -> pa.Schema:
+        with self._open() as parquet_file:
+            return parquet_file.schema_arrow
+
+    @property
+    def num_rows(self) -> int:
+        with self._open() as parquet_file:
+            return parquet_file.metadata.num_rows
+
+    def batches(
+        self, batch_rows: int, columns: list[str] | None = None
+    ) -> Iterator[pa.RecordBatch]:
+        """The rows in order, at most ``batch_rows`` at a time."""
+        with self._open() as parquet_file:
+            yield from parquet_file.iter_batches(batch_size=batch_rows, columns=columns)
+
+    def read(self, columns: list[str] | None = None) -> pa.Table:
+        """Every row at once: for small tables and for consumers that need them all."""
+        with self._open() as parquet_file:
+            return parquet_file.read(columns=columns)

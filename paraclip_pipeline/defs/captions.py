@@ -1,19 +1,27 @@
 """raw_captions: one partition per caption shard, normalised to one schema."""
 
+import itertools
+from collections import Counter
+
 import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from paraclip_pipeline import schema
+from paraclip_pipeline.asset_names import RAW_CAPTIONS
 from paraclip_pipeline.defs.metadata import report_unusable_images, table_preview
 from paraclip_pipeline.defs.partitions import caption_shards
-from paraclip_pipeline.defs.resources import ShardSourceResource
+from paraclip_pipeline.defs.resources import ShardSourceResource, StorageResource
 from paraclip_pipeline.distributed import ENGINE_IN_PROCESS
+from paraclip_pipeline.storage import ParquetTable, parquet_stream
 
 CAPTIONS_GROUP = "captions"
+PREVIEW_ROWS = 5
+IMAGE_PROBLEM_EXAMPLES = 20
 
 
 @dg.asset(
+    name=RAW_CAPTIONS,
     partitions_def=caption_shards,
     group_name=CAPTIONS_GROUP,
     code_version="raw_captions-v2",
@@ -21,41 +29,57 @@ CAPTIONS_GROUP = "captions"
     tags={"paraclip/stage": "ingest"},
 )
 def raw_captions(
-    context: dg.AssetExecutionContext, shard_source: ShardSourceResource
-) -> dg.Output[pa.Table]:
+    context: dg.AssetExecutionContext,
+    shard_source: ShardSourceResource,
+    storage: StorageResource,
+) -> dg.Output[ParquetTable]:
     """Caption rows of one shard (LAION Parquet, JSONL or captions.txt + img_ids.txt).
 
-    The data version is the shard file's content hash, so an unchanged shard never makes
-    anything downstream stale. Image paths that cannot be used are counted by reason in
-    ``unusable_images`` and logged once as a warning event.
+    Read and written in record batches (``storage.batch_rows`` rows), so a LAION-size
+    shard never sits in memory. The data version is the shard file's content hash, so an
+    unchanged shard never makes anything downstream stale. Image paths that cannot be
+    used are counted by reason in ``unusable_images`` and logged once as a warning event.
     """
-    from paraclip_pipeline.sources import ShardReadError, shard_content_hash
+    from paraclip_pipeline.sources import IMAGE_PATH_PROBLEMS, ShardReadError, shard_content_hash
 
     shard = shard_source.find(context.partition_key)
+    target = storage.layout.partition_file(RAW_CAPTIONS, context.partition_key)
+    problem_counts = Counter({reason: 0 for reason in IMAGE_PATH_PROBLEMS})
+    examples: list[str] = []
+    flagged = with_image = 0
+    head: pa.Table | None = None
     try:
-        read = shard_source.read(shard)
+        stream = shard_source.stream(shard, storage.batch_rows)
+        # The first batch before the file: an empty shard fails here, leaving nothing behind.
+        first = next(stream.batches)
+        with parquet_stream(target, schema.RAW_CAPTIONS_SCHEMA) as writer:
+            for table, problems in itertools.chain([first], stream.batches):
+                writer.write(table)
+                head = head if head is not None else table.slice(0, PREVIEW_ROWS)
+                flagged += len(table) - pc.sum(pc.is_null(table[schema.INPUT_ISSUE])).as_py()
+                with_image += len(table) - table[schema.IMAGE_PATH].null_count
+                problem_counts.update(problem.reason for problem in problems)
+                room = IMAGE_PROBLEM_EXAMPLES - len(examples)
+                examples.extend(str(problem) for problem in problems[:room])
     except ShardReadError as error:
         # A bad shard fails its own partition only, with the reader's message, and no retry:
         # the same bytes would fail the same way.
         raise dg.Failure(description=str(error), allow_retries=False) from error
-    table = read.table
-    issues = table.column(schema.INPUT_ISSUE)
-    flagged = len(table) - pc.sum(pc.is_null(issues)).as_py()
+    assert head is not None  # an empty shard raised ShardReadError
+    content_hash = shard_content_hash(shard)
     return dg.Output(
-        table,
-        data_version=dg.DataVersion(shard_content_hash(shard)),
+        ParquetTable(str(target)),
+        data_version=dg.DataVersion(content_hash),
         metadata={
             "engine": ENGINE_IN_PROCESS,
-            "rows": len(table),
+            "rows": writer.rows,
             "flagged_rows": int(flagged),
             "format": shard.format,
             "source": dg.MetadataValue.path(shard.path),
-            "content_sha256": shard_content_hash(shard),
-            "preview": table_preview(table, [schema.CAPTION_ID, schema.TEXT, schema.INPUT_ISSUE]),
-            "rows_with_image_path": len(table) - table.column(schema.IMAGE_PATH).null_count,
-            "image_root": dg.MetadataValue.path(read.image_base),
-            **report_unusable_images(
-                context, read.image_problem_counts(), [str(p) for p in read.image_problems]
-            ),
+            "content_sha256": content_hash,
+            "preview": table_preview(head, [schema.CAPTION_ID, schema.TEXT, schema.INPUT_ISSUE]),
+            "rows_with_image_path": int(with_image),
+            "image_root": dg.MetadataValue.path(stream.image_base),
+            **report_unusable_images(context, dict(problem_counts), examples),
         },
     )

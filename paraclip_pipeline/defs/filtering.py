@@ -6,6 +6,7 @@ paraphrase assets upstream are untouched and the LLM is never called.
 """
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
 import pyarrow as pa
@@ -16,13 +17,16 @@ from paraclip_pipeline.defs.metadata import records_table, table_preview
 from paraclip_pipeline.defs.partitions import caption_shards
 from paraclip_pipeline.defs.resources import SentenceEncoderResource, StorageResource
 from paraclip_pipeline.distributed import ENGINE_IN_PROCESS
-from paraclip_pipeline.filtering.apply import apply_filter_rules
 from paraclip_pipeline.filtering.rules import RuleSet, load_rules
 from paraclip_pipeline.lineage.event_log import stale_code_version_partitions
-from paraclip_pipeline.storage import table_fingerprint, write_parquet_atomic
+from paraclip_pipeline.storage import ParquetTable
+
+if TYPE_CHECKING:
+    from paraclip_pipeline.filtering.stream import KeptQuality
 
 FILTER_GROUP = "filtering"
 FILTER_LOGIC_VERSION = "filter-v1"
+PREVIEW_ROWS = 5
 
 SCHEMA_CHECK = "schema_matches"
 NO_NULL_TEXT_CHECK = "no_null_text"
@@ -61,31 +65,49 @@ def build_filtered_pairs(rules_path: Path) -> dg.AssetsDefinition:
     )
     def filtered_pairs(
         context: dg.AssetExecutionContext,
-        raw_captions: pa.Table,
-        stage2_paraphrases: pa.Table,
+        raw_captions: ParquetTable,
+        stage2_paraphrases: ParquetTable,
         sentence_encoder: SentenceEncoderResource,
         storage: StorageResource,
     ):
-        """Pairs that pass the rules in the rules file; rejected rows go to a sibling Parquet."""
-        extra = raw_captions.select([schema.CAPTION_ID, schema.NSFW, schema.INPUT_ISSUE])
-        pairs = stage2_paraphrases.join(extra, schema.CAPTION_ID, join_type="left outer")
-        pairs = pairs.sort_by(schema.CAPTION_ID)
-        encoder = sentence_encoder.load() if rules.needs_encoder else None
-        outcome = apply_filter_rules(pairs, rules, encoder)
+        """Pairs that pass the rules in the rules file; rejected rows go to a sibling Parquet.
 
-        rejected_path = storage.layout.partition_file(
-            FILTERED_PAIRS_REJECTED, context.partition_key
+        Streamed in ``storage.batch_rows`` batches (``filtering.stream``): dedup and the
+        caption id check run in DuckDB over spill files under the storage root's scratch
+        directory, so memory does not grow with the shard.
+        """
+        from paraclip_pipeline.filtering.stream import (
+            kept_quality,
+            paired_batches,
+            stream_filter_rules,
         )
-        write_parquet_atomic(outcome.rejected, rejected_path)
 
-        kept = outcome.kept
+        layout, key, batch_rows = storage.layout, context.partition_key, storage.batch_rows
+        kept_path = layout.partition_file(FILTERED_PAIRS, key)
+        rejected_path = layout.partition_file(FILTERED_PAIRS_REJECTED, key)
+        encoder = sentence_encoder.load() if rules.needs_encoder else None
+        pairs = paired_batches(
+            stage2_paraphrases.batches(batch_rows),
+            raw_captions.batches(batch_rows, [schema.CAPTION_ID, schema.NSFW, schema.INPUT_ISSUE]),
+        )
+        layout.scratch_dir.mkdir(parents=True, exist_ok=True)
+        outcome = stream_filter_rules(
+            pairs,
+            rules,
+            encoder,
+            kept_target=kept_path,
+            rejected_target=rejected_path,
+            batch_rows=batch_rows,
+            work_dir=layout.scratch_dir,
+        )
+        head = next(ParquetTable(str(kept_path)).batches(PREVIEW_ROWS), None)
         yield dg.Output(
-            kept,
-            data_version=dg.DataVersion(table_fingerprint(kept)),
+            ParquetTable(str(kept_path)),
+            data_version=dg.DataVersion(outcome.kept_fingerprint),
             metadata={
                 "engine": ENGINE_IN_PROCESS,
-                "rows_in": len(pairs),
-                "rows_kept": len(kept),
+                "rows_in": outcome.rows_in,
+                "rows_kept": outcome.kept_rows,
                 "pass_rate": float(outcome.pass_rate),
                 "rules_hash": rules.content_hash,
                 "rejected_rows_path": dg.MetadataValue.path(str(rejected_path)),
@@ -101,54 +123,40 @@ def build_filtered_pairs(rules_path: Path) -> dg.AssetsDefinition:
                     ["rule", "dropped", "examples"],
                 ),
                 "preview": table_preview(
-                    kept, [schema.TEXT, schema.PARAPHRASE_1, schema.PARAPHRASE_2, schema.SPLIT]
+                    pa.Table.from_batches([head])
+                    if head is not None
+                    else schema.FILTERED_PAIRS_SCHEMA.empty_table(),
+                    [schema.TEXT, schema.PARAPHRASE_1, schema.PARAPHRASE_2, schema.SPLIT],
                 ),
             },
         )
-        yield from check_filtered_pairs(kept, outcome.pass_rate, rules.pass_rate_bounds)
+        yield from check_filtered_pairs(
+            kept_quality(kept_path), outcome.pass_rate, rules.pass_rate_bounds
+        )
 
     return filtered_pairs
 
 
 def check_filtered_pairs(
-    kept: pa.Table, pass_rate: float, bounds: tuple[float, float]
+    quality: "KeptQuality", pass_rate: float, bounds: tuple[float, float]
 ) -> list[dg.AssetCheckResult]:
     """The blocking checks: a failure stops training on this run's output."""
-    import pyarrow.compute as pc
-
-    missing = [
-        field.name
-        for field in schema.FILTERED_PAIRS_SCHEMA
-        if field.name not in kept.schema.names
-        or not kept.schema.field(field.name).type.equals(field.type)
-    ]
-    text_columns = [schema.TEXT, schema.PARAPHRASE_1, schema.PARAPHRASE_2]
-    empty_text = sum(
-        pc.sum(pc.or_kleene(pc.is_null(kept[c]), pc.equal(pc.utf8_length(kept[c]), 0))).as_py() or 0
-        for c in text_columns
-        if c in kept.schema.names
-    )
-    duplicate_ids = (
-        len(kept) - pc.count_distinct(kept[schema.CAPTION_ID]).as_py()
-        if schema.CAPTION_ID in kept.schema.names
-        else len(kept)
-    )
     low, high = bounds
     return [
         dg.AssetCheckResult(
             check_name=SCHEMA_CHECK,
-            passed=not missing,
-            metadata={"mismatched_columns": ", ".join(missing) or "none"},
+            passed=not quality.mismatched_columns,
+            metadata={"mismatched_columns": ", ".join(quality.mismatched_columns) or "none"},
         ),
         dg.AssetCheckResult(
             check_name=NO_NULL_TEXT_CHECK,
-            passed=empty_text == 0,
-            metadata={"null_or_empty_cells": int(empty_text)},
+            passed=quality.empty_text_cells == 0,
+            metadata={"null_or_empty_cells": quality.empty_text_cells},
         ),
         dg.AssetCheckResult(
             check_name=UNIQUE_IDS_CHECK,
-            passed=duplicate_ids == 0,
-            metadata={"duplicate_ids": int(duplicate_ids)},
+            passed=quality.duplicate_ids == 0,
+            metadata={"duplicate_ids": quality.duplicate_ids},
         ),
         dg.AssetCheckResult(
             check_name=PASS_RATE_CHECK,

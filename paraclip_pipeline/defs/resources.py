@@ -18,14 +18,16 @@ if TYPE_CHECKING:  # the plain modules load lazily, when a run first needs them
     from paraclip_pipeline.modeling.factory import LoadedClip
     from paraclip_pipeline.modeling.sentence_encoder import SentenceEncoder
     from paraclip_pipeline.paraphrase.config import ParaphraserConfig
-    from paraclip_pipeline.sources import ShardFile, ShardRead
+    from paraclip_pipeline.sources import ShardFile, ShardStream
     from paraclip_pipeline.training.config import TrainConfig
 
 
 class StorageResource(dg.ConfigurableResource):
-    """The one root under which every output lives."""
+    """The one root under which every output lives, and the record-batch size per-shard
+    assets stream their rows in (``batch_rows``: peak memory is set by it, not the shard)."""
 
     root: str
+    batch_rows: int = 1 << 16
 
     @property
     def layout(self) -> StorageLayout:
@@ -52,11 +54,14 @@ class ShardSourceResource(dg.ConfigurableResource):
         except ShardNotFoundError as error:
             raise dg.Failure(description=str(error), allow_retries=False) from error
 
-    def read(self, shard: "ShardFile") -> "ShardRead":
-        from paraclip_pipeline.sources import read_shard_checked
+    def stream(self, shard: "ShardFile", batch_rows: int) -> "ShardStream":
+        from paraclip_pipeline.sources import stream_shard
 
-        return read_shard_checked(
-            shard, max_caption_chars=self.max_caption_chars, image_root=self.image_root
+        return stream_shard(
+            shard,
+            max_caption_chars=self.max_caption_chars,
+            image_root=self.image_root,
+            batch_rows=batch_rows,
         )
 
 

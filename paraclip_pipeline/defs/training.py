@@ -22,7 +22,7 @@ from paraclip_pipeline.defs.resources import (
 )
 from paraclip_pipeline.distributed import ENGINE_IN_PROCESS
 from paraclip_pipeline.lineage.manifest import ShardRows, shard_inputs
-from paraclip_pipeline.storage import table_fingerprint
+from paraclip_pipeline.storage import ParquetTable, table_fingerprint
 
 if TYPE_CHECKING:  # torch-heavy modules load when a run first needs them
     from paraclip_pipeline.modeling.profiles import ModelProfile
@@ -37,6 +37,12 @@ SEED_KEY = "seed"
 # Why image_embeddings could not use a row's image (paths dropped at ingestion are
 # counted by raw_captions).
 IMAGE_UNREADABLE = "unreadable"
+IMAGE_EMBEDDING_INPUTS = [
+    schema.CAPTION_ID,
+    schema.IMAGE_PATH,
+    schema.IMAGE_EMBEDDING,
+    schema.IMAGE_EMBEDDING_MODEL,
+]
 
 
 @dg.asset(
@@ -47,9 +53,13 @@ IMAGE_UNREADABLE = "unreadable"
     automation_condition=dg.AutomationCondition.eager(),
 )
 def image_embeddings(
-    context: dg.AssetExecutionContext, raw_captions: pa.Table, clip_model: ClipModelResource
+    context: dg.AssetExecutionContext, raw_captions: ParquetTable, clip_model: ClipModelResource
 ) -> dg.Output[pa.Table]:
     """Frozen image-tower embeddings, computed once per shard and reused by every training run.
+
+    Reads only the four columns it needs from raw_captions (not the captions, URLs...).
+    The output is still one table: training gathers every shard's embeddings anyway, and
+    both move to streams together (issue 14, streaming training).
 
     Shards that carry precomputed embeddings (as LAION distributes them) skip the tower.
     Image files that cannot be read are counted in ``unusable_images`` and logged once as
@@ -61,7 +71,7 @@ def image_embeddings(
     )
 
     clip = clip_model.load()
-    table = compute_image_embeddings(raw_captions, clip)
+    table = compute_image_embeddings(raw_captions.read(IMAGE_EMBEDDING_INPUTS), clip)
     stats = image_embedding_stats(table)
     return dg.Output(
         table,

@@ -22,6 +22,7 @@ from paraclip_pipeline.filtering.rules import (
     TEXT_COLUMNS,
     FilterRulesError,
     RowRule,
+    Rule,
     RuleSet,
     SetRule,
 )
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 REJECT_DETAIL = "reject_detail"
 # Safety net after all rules: a kept row must have a non-blank caption and paraphrases.
 MISSING_TEXT_RULE = "missing_text"
+MISSING_TEXT_DETAIL = "caption or a paraphrase is null or blank"
 EXAMPLES_PER_RULE = 5
 EXAMPLE_TEXT_CHARS = 60
 OPTIONAL_COLUMNS = (schema.NSFW, schema.INPUT_ISSUE)
@@ -122,19 +124,25 @@ def _run_row_rules(frame: pl.DataFrame, rules: list[RowRule], rejected_by: pl.Se
     return frame.select(pl.coalesce(verdicts).alias(schema.REJECTED_BY)).to_series()
 
 
-def _verdicts(
-    frame: pl.DataFrame, rules: RuleSet, encoder: SentenceEncoder | None
+def rule_verdicts(
+    frame: pl.DataFrame,
+    rules: list[Rule],
+    encoder: SentenceEncoder | None,
+    start: tuple[pl.Series, pl.Series] | None = None,
 ) -> tuple[pl.Series, pl.Series]:
-    """(rejected_by, reject_detail) per row of ``frame``; null rejected_by means kept."""
-    enabled = rules.enabled_rules
+    """(rejected_by, reject_detail) per row of ``frame`` after ``rules``, in order, on top
+    of the verdicts in ``start``; null rejected_by means kept so far."""
     base_columns = frame.columns
-    frame = ft.with_features(frame, [f for rule in enabled for f in rule.features()])
-    rejected_by = pl.repeat(None, frame.height, dtype=pl.String, eager=True).alias(
-        schema.REJECTED_BY
-    )
-    details = pl.repeat(None, frame.height, dtype=pl.String, eager=True).alias(REJECT_DETAIL)
+    frame = ft.with_features(frame, [f for rule in rules for f in rule.features()])
+    if start is None:
+        start = (
+            pl.repeat(None, frame.height, dtype=pl.String, eager=True),
+            pl.repeat(None, frame.height, dtype=pl.String, eager=True),
+        )
+    rejected_by = start[0].clone().alias(schema.REJECTED_BY)
+    details = start[1].clone().alias(REJECT_DETAIL)
     pending: list[RowRule] = []
-    for rule in enabled:
+    for rule in rules:
         if isinstance(rule, RowRule):
             pending.append(rule)
             continue
@@ -153,14 +161,7 @@ def _verdicts(
         details.scatter(positions, verdict.filter(hit))
     rejected_by = _run_row_rules(frame, pending, rejected_by)
 
-    blank = pl.any_horizontal(
-        [pl.col(c).is_null() | (pl.col(c).str.strip_chars() == "") for c in TEXT_COLUMNS]
-    )
-    missing = frame.select(blank & pl.lit(rejected_by).is_null()).to_series()
-    rejected_by.scatter(frame[_ROW].filter(missing), MISSING_TEXT_RULE)
-    details.scatter(frame[_ROW].filter(missing), "caption or a paraphrase is null or blank")
-
-    row_rules = [rule for rule in enabled if isinstance(rule, RowRule)]
+    row_rules = [rule for rule in rules if isinstance(rule, RowRule)]
     by_row_rule = rejected_by.is_in([rule.name for rule in row_rules])
     if row_rules and by_row_rule.any():
         # Details are formatted only for the rows a row rule rejected, in one pass.
@@ -170,6 +171,25 @@ def _verdicts(
         for rule in row_rules[1:]:
             chosen = chosen.when(which == rule.name).then(rule.detail())
         details.scatter(rows[_ROW], rows.select(chosen).to_series())
+    return rejected_by, details
+
+
+def blank_text(frame: pl.DataFrame) -> pl.Series:
+    """True where the caption or a paraphrase is null or blank (the ``missing_text`` net)."""
+    blank = pl.any_horizontal(
+        [pl.col(c).is_null() | (pl.col(c).str.strip_chars() == "") for c in TEXT_COLUMNS]
+    )
+    return frame.select(blank).to_series()
+
+
+def _verdicts(
+    frame: pl.DataFrame, rules: RuleSet, encoder: SentenceEncoder | None
+) -> tuple[pl.Series, pl.Series]:
+    """(rejected_by, reject_detail) per row of ``frame``; null rejected_by means kept."""
+    rejected_by, details = rule_verdicts(frame, rules.enabled_rules, encoder)
+    missing = blank_text(frame) & rejected_by.is_null()
+    rejected_by.scatter(frame[_ROW].filter(missing), MISSING_TEXT_RULE)
+    details.scatter(frame[_ROW].filter(missing), MISSING_TEXT_DETAIL)
     return rejected_by, details
 
 
@@ -191,6 +211,16 @@ def _kept_table(rows: pa.Table, split: pa.Array) -> pa.Table:
     return pa.Table.from_arrays([*arrays, split], schema=schema.FILTERED_PAIRS_SCHEMA)
 
 
+def split_of(kept_rows: pa.Table, rules: RuleSet) -> pa.Array:
+    """The train / validation / test side of each kept row, by its normalised caption text."""
+    return assign_split(
+        kept_rows[schema.TEXT],
+        validation_fraction=rules.split.validation_fraction,
+        test_fraction=rules.split.test_fraction,
+        salt=rules.split.salt,
+    )
+
+
 def apply_filter_rules(
     pairs: pa.Table, rules: RuleSet, encoder: SentenceEncoder | None
 ) -> FilterOutcome:
@@ -208,12 +238,7 @@ def apply_filter_rules(
 
     is_kept = rejected_by.is_null()
     kept_rows = ordered.filter(is_kept.to_arrow())
-    split = assign_split(
-        kept_rows[schema.TEXT],
-        validation_fraction=rules.split.validation_fraction,
-        test_fraction=rules.split.test_fraction,
-        salt=rules.split.salt,
-    )
+    split = split_of(kept_rows, rules)
     verdicts = pl.DataFrame([rejected_by, details]).filter(~is_kept)
     rejected = ordered.filter(pc.invert(is_kept.to_arrow()))
     for name in (schema.REJECTED_BY, REJECT_DETAIL):

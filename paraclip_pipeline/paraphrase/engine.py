@@ -1,7 +1,8 @@
 """Run one paraphrasing step over a shard: cache lookup, streamed backend calls, hygiene.
 
-Rows needing an answer are deduplicated by cache key and handed to the backend all at
-once (``generate_stream``); its answers come back in batches of at most
+A shard goes through ``StageRun`` batch by batch (``run_paraphrase_stage`` is one batch).
+Rows of a batch needing an answer are deduplicated by cache key and handed to the backend
+at once (``generate_stream``); its answers come back in batches of at most
 ``config.chunk_size``, at most ``config.commit_interval_s`` after the oldest one, and
 each batch is committed to the cache as it arrives while the backend keeps its requests
 in flight (no drain per chunk). A crash loses at most one batch and a rerun calls the
@@ -95,38 +96,53 @@ def _output_table(
     return pa.table(columns, schema=schema.STAGE2_SCHEMA)
 
 
-def run_paraphrase_stage(
-    rows: pa.Table,
-    *,
-    stage: Stage,
-    config: ParaphraserConfig,
-    cache_dir: Path,
-    backend: ParaphraseBackend | None = None,
-    log: Callable[[str], None] | None = None,
-) -> StageResult:
-    """Paraphrase step ``stage`` for every row of ``rows``; see the module docstring."""
-    if stage not in (1, 2):
-        raise ValueError(f"stage must be 1 or 2, got {stage!r}")
-    started = time.perf_counter()
-    inputs = _stage_inputs(rows, stage)
-    owns_backend = backend is None
-    active = backend if backend is not None else build_backend(config)
-    calls_before = active.calls
-    inputs = [
-        text if text is None or active.answers(ParaphraseRequest(stage, text, "")) else None
-        for text in inputs
-    ]
-    try:
-        cache = ParaphraseCache(cache_dir, active.cache_identity(stage))
-        keys = [None if text is None else cache.key(text) for text in inputs]
-        text_by_key = {key: text for key, text in zip(keys, inputs, strict=True) if key is not None}
-        answers: dict[str, CacheHit] = dict(cache.lookup(text_by_key))
+class StageRun:
+    """One paraphrasing step over a shard fed batch by batch (``process``), so a shard of
+    any size streams through in memory set by the batch: one backend and one cache for the
+    whole shard, the statistics summed over the batches.
+
+    Within a batch, rows needing an answer are deduplicated by cache key; a text repeated
+    in a later batch is answered from the cache chunk the earlier batch committed (one
+    ``generate_stream`` window per batch, so the window drains once per batch, not per
+    cache chunk). Use as a context manager: it closes a backend it built.
+    """
+
+    def __init__(
+        self,
+        *,
+        stage: Stage,
+        config: ParaphraserConfig,
+        cache_dir: Path,
+        backend: ParaphraseBackend | None = None,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
+        if stage not in (1, 2):
+            raise ValueError(f"stage must be 1 or 2, got {stage!r}")
+        self.stage: Stage = stage
+        self._config = config
+        self._log = log
+        self._owns_backend = backend is None
+        self._backend = backend if backend is not None else build_backend(config)
+        self._calls_before = self._backend.calls
+        self._cache = ParaphraseCache(cache_dir, self._backend.cache_identity(stage))
+        self._started = time.perf_counter()
+        self._rows = self._cache_hits = self._tokens = self._failures = self._chunks = 0
+        self._errors: set[str] = set()
+
+    def __enter__(self) -> StageRun:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._owns_backend:
+            self._backend.close()
+
+    def _call_backend(self, text_by_key: dict[str, str], answers: dict[str, CacheHit]) -> list[str]:
+        """Ask the backend for every key not in ``answers``, committing chunk by chunk."""
+        stage, config, cache = self.stage, self._config, self._cache
         pending = [key for key in text_by_key if key not in answers]
-        stale_raw = cache.raw_answers(
-            key for key, hit in answers.items() if hit.hygiene_version != hygiene.HYGIENE_VERSION
-        )
-        errors: dict[str, str] = {}
-        tokens = 0
         template = config.template(stage)
         requests = [
             ParaphraseRequest(
@@ -134,15 +150,15 @@ def run_paraphrase_stage(
             )
             for key in pending
         ]
-        batches = active.generate_stream(
+        batches = self._backend.generate_stream(
             requests, batch_size=config.chunk_size, max_wait_s=config.commit_interval_s
         )
-        for number, batch in enumerate(batches, start=1):
+        for batch in batches:
             fresh: dict[str, CachedAnswer] = {}
             for index, completion in batch:
                 key, request = pending[index], requests[index]
                 if completion.text is None:
-                    errors[key] = completion.error or "unknown error"
+                    self._errors.add(completion.error or "unknown error")
                     continue
                 cleaned = hygiene.clean_answer(completion.text, request.text)
                 fresh[key] = CachedAnswer(
@@ -156,53 +172,90 @@ def run_paraphrase_stage(
                 )
             cache.commit(fresh)
             answers |= fresh
-            tokens += sum(
+            self._tokens += sum(
                 answer.prompt_tokens + answer.completion_tokens for answer in fresh.values()
             )
-            if log is not None:
-                log(
-                    f"stage {stage}: chunk {number} committed ({len(fresh)} answers, "
-                    f"{len(batch) - len(fresh)} errors; {len(pending)} uncached in total)"
+            self._chunks += 1
+            if self._log is not None:
+                self._log(
+                    f"stage {stage}: chunk {self._chunks} committed ({len(fresh)} answers, "
+                    f"{len(batch) - len(fresh)} errors; {len(pending)} uncached in this batch)"
                 )
-    finally:
-        if owns_backend:
-            active.close()
+        return pending
 
-    paraphrases: list[str | None] = []
-    statuses: list[str] = []
-    cache_hits = 0
-    pending_keys = set(pending)
-    for key, text in zip(keys, inputs, strict=True):
-        if key is None or text is None:
-            paraphrases.append(None)
-            statuses.append(hygiene.SKIPPED)
-            continue
-        answer = answers.get(key)
-        if answer is None:
-            paraphrases.append(None)
-            statuses.append(hygiene.ERROR)
-            continue
-        cache_hits += key not in pending_keys
-        if answer.hygiene_version == hygiene.HYGIENE_VERSION:
-            paraphrases.append(answer.paraphrase)
-            statuses.append(answer.status)
-        else:  # cached under older hygiene rules: re-clean the raw answer, no new call
-            cleaned = hygiene.clean_answer(stale_raw[key], text)
-            paraphrases.append(cleaned.text)
-            statuses.append(cleaned.status)
+    def process(self, rows: pa.Table) -> pa.Table:
+        """The step's output rows for ``rows`` (same order and count)."""
+        backend = self._backend
+        # A row the backend cannot answer (e.g. a caption with no co-captions) is skipped.
+        inputs = [
+            text
+            if text is None or backend.answers(ParaphraseRequest(self.stage, text, ""))
+            else None
+            for text in _stage_inputs(rows, self.stage)
+        ]
+        cache = self._cache
+        keys = [None if text is None else cache.key(text) for text in inputs]
+        text_by_key = {key: text for key, text in zip(keys, inputs, strict=True) if key is not None}
+        answers: dict[str, CacheHit] = dict(cache.lookup(text_by_key))
+        stale_raw = cache.raw_answers(
+            key for key, hit in answers.items() if hit.hygiene_version != hygiene.HYGIENE_VERSION
+        )
+        pending_keys = set(self._call_backend(text_by_key, answers))
 
-    wall_s = time.perf_counter() - started
-    failures = statuses.count(hygiene.ERROR)
-    if log is not None and errors:
-        sample = "; ".join(sorted(set(errors.values()))[:3])
-        log(f"stage {stage}: {failures} rows failed and will be retried next run ({sample})")
-    stats = StageStats(
-        rows=rows.num_rows,
-        cache_hits=cache_hits,
-        calls=active.calls - calls_before,
-        failures=failures,
-        tokens=tokens,
-        wall_s=wall_s,
-        captions_per_s=rows.num_rows / wall_s if wall_s > 0 else 0.0,
-    )
-    return StageResult(_output_table(rows, stage, paraphrases, statuses), stats)
+        paraphrases: list[str | None] = []
+        statuses: list[str] = []
+        for key, text in zip(keys, inputs, strict=True):
+            if key is None or text is None:
+                paraphrases.append(None)
+                statuses.append(hygiene.SKIPPED)
+                continue
+            answer = answers.get(key)
+            if answer is None:
+                paraphrases.append(None)
+                statuses.append(hygiene.ERROR)
+                continue
+            self._cache_hits += key not in pending_keys
+            if answer.hygiene_version == hygiene.HYGIENE_VERSION:
+                paraphrases.append(answer.paraphrase)
+                statuses.append(answer.status)
+            else:  # cached under older hygiene rules: re-clean the raw answer, no new call
+                cleaned = hygiene.clean_answer(stale_raw[key], text)
+                paraphrases.append(cleaned.text)
+                statuses.append(cleaned.status)
+        self._rows += rows.num_rows
+        self._failures += statuses.count(hygiene.ERROR)
+        return _output_table(rows, self.stage, paraphrases, statuses)
+
+    def stats(self) -> StageStats:
+        """Totals over every batch so far; logs the failures once."""
+        wall_s = time.perf_counter() - self._started
+        if self._log is not None and self._errors:
+            sample = "; ".join(sorted(self._errors)[:3])
+            self._log(
+                f"stage {self.stage}: {self._failures} rows failed and will be retried next "
+                f"run ({sample})"
+            )
+        return StageStats(
+            rows=self._rows,
+            cache_hits=self._cache_hits,
+            calls=self._backend.calls - self._calls_before,
+            failures=self._failures,
+            tokens=self._tokens,
+            wall_s=wall_s,
+            captions_per_s=self._rows / wall_s if wall_s > 0 else 0.0,
+        )
+
+
+def run_paraphrase_stage(
+    rows: pa.Table,
+    *,
+    stage: Stage,
+    config: ParaphraserConfig,
+    cache_dir: Path,
+    backend: ParaphraseBackend | None = None,
+    log: Callable[[str], None] | None = None,
+) -> StageResult:
+    """Paraphrase step ``stage`` for every row of ``rows`` at once (one ``StageRun`` batch)."""
+    with StageRun(stage=stage, config=config, cache_dir=cache_dir, backend=backend, log=log) as run:
+        table = run.process(rows)
+        return StageResult(table, run.stats())

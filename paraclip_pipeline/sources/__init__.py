@@ -29,8 +29,10 @@ from paraclip_pipeline.sources.readers.shard import (
     IMAGE_PATH_PROBLEMS,
     ImagePathProblem,
     ShardRead,
+    ShardStream,
     read_shard,
     read_shard_checked,
+    stream_shard,
 )
 from paraclip_pipeline.sources.shard_keys import (
     InvalidShardKeyError,
@@ -58,6 +60,7 @@ __all__ = [
     "ShardNotFoundError",
     "ShardRead",
     "ShardReadError",
+    "ShardStream",
     "clean_caption",
     "clean_captions",
     "discover_shards",
@@ -67,5 +70,6 @@ __all__ = [
     "read_shard_checked",
     "shard_content_hash",
     "shard_key_from_path",
+    "stream_shard",
     "validate_shard_key",
 ]

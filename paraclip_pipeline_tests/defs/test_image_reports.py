@@ -11,9 +11,14 @@ import dagster as dg
 import pytest
 
 from paraclip_pipeline.defs.captions import raw_captions
+from paraclip_pipeline.defs.io import ArrowParquetIOManagerResource
 from paraclip_pipeline.defs.metadata import UNUSABLE_IMAGES_KEY
 from paraclip_pipeline.defs.partitions import caption_shards
-from paraclip_pipeline.defs.resources import ClipModelResource, ShardSourceResource
+from paraclip_pipeline.defs.resources import (
+    ClipModelResource,
+    ShardSourceResource,
+    StorageResource,
+)
 from paraclip_pipeline.defs.training import image_embeddings
 
 KEY = "pics"
@@ -24,6 +29,14 @@ def instance():
     with dg.instance_for_test() as test_instance:
         test_instance.add_dynamic_partitions(caption_shards.name, [KEY])
         yield test_instance
+
+
+def _storage(root: Path) -> dict[str, dg.ConfigurableResource | dg.ConfigurableIOManagerFactory]:
+    """raw_captions streams into the storage root, so the IO manager must read it there."""
+    return {
+        "storage": StorageResource(root=str(root)),
+        "io_manager": ArrowParquetIOManagerResource(root=str(root)),
+    }
 
 
 def _write_shard(shards: Path, image_paths: list[str | None]) -> None:
@@ -66,7 +79,10 @@ def test_raw_captions_counts_each_reason_and_warns_once_in_the_run(
         location=str(tmp_path / "elsewhere" / "shards"), image_root=str(images)
     )
     result = dg.materialize(
-        [raw_captions], partition_key=KEY, instance=instance, resources={"shard_source": source}
+        [raw_captions],
+        partition_key=KEY,
+        instance=instance,
+        resources={"shard_source": source, **_storage(tmp_path / "storage")},
     )
     assert result.success
     metadata = _metadata(result, "raw_captions")
@@ -87,7 +103,10 @@ def test_clean_shard_reports_zero_and_says_nothing(
     _write_shard(tmp_path / "shards", [None, None])
     source = ShardSourceResource(location=str(tmp_path / "shards"))
     result = dg.materialize(
-        [raw_captions], partition_key=KEY, instance=instance, resources={"shard_source": source}
+        [raw_captions],
+        partition_key=KEY,
+        instance=instance,
+        resources={"shard_source": source, **_storage(tmp_path / "storage")},
     )
     assert _metadata(result, "raw_captions")[UNUSABLE_IMAGES_KEY] == {
         "not_a_path": 0,
@@ -113,6 +132,7 @@ def test_image_embeddings_counts_unreadable_files_and_warns_once(
         resources={
             "shard_source": ShardSourceResource(location=str(shards)),
             "clip_model": ClipModelResource(profile="tiny-random"),
+            **_storage(tmp_path / "storage"),
         },
     )
     assert result.success

@@ -141,8 +141,9 @@ def test_stage_assets_end_to_end_on_a_jsonl_shard(tmp_path: Path) -> None:
             instance=instance,
         )
         assert result.success
-        table = result.output_for_node("stage2_paraphrases")
-        raw = result.output_for_node("raw_captions")
+        # Streaming assets hand on their files (ParquetTable handles), not tables.
+        table = result.output_for_node("stage2_paraphrases").read()
+        raw = result.output_for_node("raw_captions").read()
     assert raw.column(schema.IMAGE_PATH).null_count == raw.num_rows
     rows = {row[schema.TEXT]: row for row in table.to_pylist()}
     assert rows[DOG[0]][schema.PARAPHRASE_1] == DOG[1]

@@ -28,14 +28,35 @@ REAL_WRITE_TABLE = pq.write_table
 
 
 def fill_disk_after(monkeypatch: pytest.MonkeyPatch, good_writes: int) -> None:
-    """Parquet writes after the first ``good_writes`` get half-way, then hit ENOSPC."""
+    """Parquet writes after the first ``good_writes`` get half-way, then hit ENOSPC; a
+    streamed file (``ParquetWriter``) counts each batch as a write."""
     writes = 0
+    inside_write_table = False
+    real_batch_write = pq.ParquetWriter.write_table
+
+    def write_batch(writer: pq.ParquetWriter, table: pa.Table, *args: object, **kw: object) -> None:
+        nonlocal writes
+        if inside_write_table:  # pq.write_table's own writer: counted there
+            real_batch_write(writer, table, *args, **kw)
+            return
+        writes += 1
+        if writes <= good_writes:
+            real_batch_write(writer, table, *args, **kw)
+            return
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", write_batch)
 
     def write_table(table: pa.Table, where: object, **options: object) -> None:
         nonlocal writes
         writes += 1
         if writes <= good_writes:
-            REAL_WRITE_TABLE(table, where, **options)
+            nonlocal inside_write_table
+            inside_write_table = True
+            try:
+                REAL_WRITE_TABLE(table, where, **options)
+            finally:
+                inside_write_table = False
             return
         Path(str(where)).write_bytes(b"PAR1" + b"\0" * 4096)  # the bytes that did fit
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
@@ -83,7 +104,7 @@ def test_disk_full_mid_stage_keeps_committed_chunks_and_the_rerun_completes(
     assert len(chunk_files) == 2 and temp_files(tmp_path) == []
     assert all(len(pq.read_table(path)) == 3 for path in chunk_files)
 
-    monkeypatch.setattr(pq, "write_table", REAL_WRITE_TABLE)  # space freed
+    monkeypatch.undo()  # space freed
     second = Rewriter(config)
     result = run_paraphrase_stage(rows, stage=1, config=config, cache_dir=tmp_path, backend=second)
     assert second.calls == 1  # only the row whose chunk hit the full disk

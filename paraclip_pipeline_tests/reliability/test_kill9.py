@@ -188,3 +188,41 @@ def test_kill9_mid_training_then_rerun_gives_identical_weights(tmp_path: Path) -
         tmp_path / "reference" / WEIGHTS_FILE
     ).read_bytes()
     assert not state_root.exists()
+
+
+@pytest.mark.slow  # three Dagster processes: about a minute
+def test_kill9_mid_stream_then_rerun_matches_an_uninterrupted_run(tmp_path: Path) -> None:
+    """Killed while stage 2 streams its batches into a temp file (raw captions and stage 1
+    published): the rerun writes every per-shard file equal to an uninterrupted run's,
+    with the same data versions."""
+    from paraclip_pipeline_tests.defs.streaming import (
+        STAGE_OUTPUTS,
+        rules_without_models,
+        stage_files,
+        write_laion_shard,
+    )
+
+    shards, rules, key = tmp_path / "shards", rules_without_models(tmp_path), "laion-k"
+    write_laion_shard(shards, key, 400)
+    reference_root, root = tmp_path / "reference", tmp_path / "storage"
+    args = (str(shards), str(reference_root), key, str(rules), "50")
+    reference = json.loads(run_worker("stream_stages", *args).splitlines()[-1])
+
+    worker = start_worker(
+        "stream_stages", str(shards), str(root), key, str(rules), "50", pause_s=0.2
+    )
+    stage2_dir = root / "assets" / "stage2_paraphrases"
+    kill_when(worker, lambda: bool(temp_files(stage2_dir)))
+    files = stage_files(root, key)
+    assert files["raw_captions"].exists() and files["stage1_paraphrases"].exists()
+    assert not files["stage2_paraphrases"].exists() and not files["filtered_pairs"].exists()
+
+    rerun = json.loads(
+        run_worker("stream_stages", str(shards), str(root), key, str(rules), "50").splitlines()[-1]
+    )
+    assert rerun == reference
+    expected = stage_files(reference_root, key)
+    for name in STAGE_OUTPUTS:
+        assert pq.read_table(files[name]).equals(pq.read_table(expected[name])), name
+    # The killed write's temp file is hidden and never read as output.
+    assert all(path.name.startswith(f".{key}.parquet.") for path in temp_files(stage2_dir))

@@ -141,12 +141,39 @@ def shard_job(settings_path: str, partition_key: str) -> None:
     print(json.dumps({"success": result.success, "run_id": result.run_id}))
 
 
+def stream_stages(shards: str, storage_root: str, key: str, rules: str, batch_rows: str) -> None:
+    """The per-shard assets streaming a shard, pausing after each batch written."""
+    import dagster as dg
+
+    from paraclip_pipeline.storage import ParquetStreamWriter
+    from paraclip_pipeline_tests.defs.streaming import materialize_stages, use_cheap_rewriter
+
+    use_cheap_rewriter()
+    real_write = ParquetStreamWriter.write
+
+    def slow_write(writer: ParquetStreamWriter, rows: pa.Table | pa.RecordBatch) -> None:
+        real_write(writer, rows)
+        _pause()
+
+    ParquetStreamWriter.write = slow_write  # type: ignore[method-assign]
+    with dg.instance_for_test() as instance:
+        result = materialize_stages(
+            Path(shards), Path(storage_root), key, int(batch_rows), Path(rules), instance
+        )
+    versions = {
+        event.asset_key.path[-1]: event.materialization.tags["dagster/data_version"]
+        for event in result.get_asset_materialization_events()
+    }
+    print(json.dumps(versions))
+
+
 TASKS = {
     "paraphrase": paraphrase,
     "paraphrase_http": paraphrase_http,
     "filter": filter_pairs,
     "train": train,
     "shard_job": shard_job,
+    "stream_stages": stream_stages,
 }
 
 if __name__ == "__main__":

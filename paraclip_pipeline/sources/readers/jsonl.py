@@ -4,21 +4,24 @@
 ``url``, ``image_path`` or ``file_name`` (COCO's annotation files name the image so:
 ``{"id", "image_id", "file_name", "caption"}``; ``image_id`` adds nothing to the file
 name), ``nsfw``; other keys are ignored and whitespace-only lines are skipped. A broken
-line or a wrong JSON type fails the read naming the line.
+line or a wrong JSON type fails the read naming the line. Read as a stream of
+``batch_rows``-row batches.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 from upath import UPath
 
 from paraclip_pipeline.sources.readers.parsed import (
+    DEFAULT_BATCH_ROWS,
     ParsedShard,
     ShardReadError,
+    iter_lines,
     parsed_from_python,
-    read_lines,
 )
 
 
@@ -40,14 +43,9 @@ def _json_string(value: Any, name: str, where: str, allow_integer: bool = False)
     )
 
 
-def read_jsonl(path: UPath) -> ParsedShard:
-    source_rows: list[int] = []
-    texts: list[str | None] = []
-    sample_ids: list[str | None] = []
-    urls: list[str | None] = []
-    nsfw: list[str | None] = []
-    image_paths: list[str | None] = []
-    for line_index, line in enumerate(read_lines(path)):
+def iter_jsonl(path: UPath, batch_rows: int = DEFAULT_BATCH_ROWS) -> Iterator[ParsedShard]:
+    columns: list[list[Any]] = [[] for _ in range(6)]
+    for line_index, line in enumerate(iter_lines(path)):
         if not line.strip():
             continue
         where = f"{path} line {line_index + 1}"
@@ -63,20 +61,22 @@ def read_jsonl(path: UPath) -> ParsedShard:
             raise ShardReadError(
                 f"{where}: has neither 'caption' nor 'text'; keys found: {', '.join(record)}"
             )
-        source_rows.append(line_index)
-        texts.append(
-            _json_string(_json_field(record, ("caption", "text"), where), "caption", where)
-        )
-        sample_ids.append(
+        values = (
+            line_index,
+            _json_string(_json_field(record, ("caption", "text"), where), "caption", where),
             _json_string(
                 _json_field(record, ("id", "sample_id"), where), "id", where, allow_integer=True
-            )
-        )
-        urls.append(_json_string(record.get("url"), "url", where))
-        nsfw.append(_json_string(record.get("nsfw"), "nsfw", where))
-        image_paths.append(
+            ),
+            _json_string(record.get("url"), "url", where),
+            _json_string(record.get("nsfw"), "nsfw", where),
             _json_string(
                 _json_field(record, ("image_path", "file_name"), where), "image_path", where
-            )
+            ),
         )
-    return parsed_from_python(source_rows, texts, sample_ids, urls, nsfw, image_paths)
+        for column, value in zip(columns, values, strict=True):
+            column.append(value)
+        if len(columns[0]) >= batch_rows:
+            yield parsed_from_python(*columns)
+            columns = [[] for _ in range(6)]
+    if columns[0]:
+        yield parsed_from_python(*columns)

@@ -3,12 +3,13 @@
 ``TEXT`` (required, string), ``SAMPLE_ID`` (int or string), ``URL``, ``NSFW``,
 ``image_path``, ``image_embedding_model`` (strings) and ``image_embedding`` (list of
 floats; needs ``image_embedding_model``) are optional. ``HEIGHT``, ``WIDTH``, ``LICENSE``
-and ``similarity`` are LAION metadata that the pipeline does not carry.
+and ``similarity`` are LAION metadata that the pipeline does not carry. Read in record
+batches of ``batch_rows`` (``ParquetFile.iter_batches``): memory is set by the batch.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -17,6 +18,7 @@ from upath import UPath
 
 from paraclip_pipeline import schema
 from paraclip_pipeline.sources.readers.parsed import (
+    DEFAULT_BATCH_ROWS,
     EMBEDDING_TYPE,
     ParsedShard,
     ShardReadError,
@@ -60,54 +62,68 @@ _LAION_COLUMN_TYPES: dict[str, tuple[str, Callable[[pa.DataType], bool]]] = {
 }
 
 
-def read_laion_parquet(path: UPath) -> ParsedShard:
+def _checked_columns(path: UPath, parquet_file: pq.ParquetFile) -> list[str]:
+    available = parquet_file.schema_arrow
+    wanted = [name for name in _LAION_COLUMN_TYPES if name in available.names]
+    if LAION_TEXT not in wanted:
+        raise ShardReadError(
+            f"{path}: required caption column {LAION_TEXT!r} is missing; "
+            f"columns found: {', '.join(available.names) or '(none)'}"
+        )
+    for name in wanted:
+        description, accepts = _LAION_COLUMN_TYPES[name]
+        data_type = available.field(name).type
+        if not accepts(data_type):
+            raise ShardReadError(
+                f"{path}: column {name!r} has type {data_type}, expected {description}"
+            )
+    if schema.IMAGE_EMBEDDING in wanted and schema.IMAGE_EMBEDDING_MODEL not in wanted:
+        raise ShardReadError(
+            f"{path}: column {schema.IMAGE_EMBEDDING!r} needs a "
+            f"{schema.IMAGE_EMBEDDING_MODEL!r} column naming the image model"
+        )
+    return wanted
+
+
+def iter_laion_parquet(path: UPath, batch_rows: int = DEFAULT_BATCH_ROWS) -> Iterator[ParsedShard]:
+    first_row = 0
+    dimensions: set[int] = set()
     try:
         with path.open("rb") as handle:
             parquet_file = pq.ParquetFile(handle)
-            available = parquet_file.schema_arrow
-            wanted = [name for name in _LAION_COLUMN_TYPES if name in available.names]
-            if LAION_TEXT not in wanted:
-                raise ShardReadError(
-                    f"{path}: required caption column {LAION_TEXT!r} is missing; "
-                    f"columns found: {', '.join(available.names) or '(none)'}"
-                )
-            for name in wanted:
-                description, accepts = _LAION_COLUMN_TYPES[name]
-                data_type = available.field(name).type
-                if not accepts(data_type):
-                    raise ShardReadError(
-                        f"{path}: column {name!r} has type {data_type}, expected {description}"
-                    )
-            table = parquet_file.read(columns=wanted)
+            wanted = _checked_columns(path, parquet_file)
+            for batch in parquet_file.iter_batches(batch_size=batch_rows, columns=wanted):
+                parsed = _parsed_batch(batch, first_row)
+                if parsed.image_embeddings is not None:
+                    lengths = pc.list_value_length(parsed.image_embeddings).drop_null()
+                    dimensions.update(pc.unique(lengths).to_pylist())
+                    if len(dimensions) > 1:
+                        raise ShardReadError(
+                            f"{path}: column {schema.IMAGE_EMBEDDING!r} mixes embedding sizes "
+                            f"{sorted(dimensions)}; one shard must use one image model"
+                        )
+                first_row += batch.num_rows
+                yield parsed
     except (pa.ArrowException, OSError) as error:
         raise ShardReadError(f"{path}: not a readable Parquet file ({error})") from error
 
-    row_count = table.num_rows
+
+def _parsed_batch(batch: pa.RecordBatch, first_row: int) -> ParsedShard:
+    row_count = batch.num_rows
 
     def strings(name: str) -> pa.Array:
-        if name not in table.column_names:
+        if name not in batch.schema.names:
             return pa.nulls(row_count, pa.string())
-        return strings_from_arrow(table.column(name))[0]
+        return strings_from_arrow(pa.chunked_array([batch.column(name)]))[0]
 
     embeddings: pa.Array | None = None
     models: pa.Array | None = None
-    if schema.IMAGE_EMBEDDING in table.column_names:
-        if schema.IMAGE_EMBEDDING_MODEL not in table.column_names:
-            raise ShardReadError(
-                f"{path}: column {schema.IMAGE_EMBEDDING!r} needs a "
-                f"{schema.IMAGE_EMBEDDING_MODEL!r} column naming the image model"
-            )
-        embeddings = table.column(schema.IMAGE_EMBEDDING).cast(EMBEDDING_TYPE).combine_chunks()
-        dimensions = pc.unique(pc.list_value_length(embeddings).drop_null()).to_pylist()
-        if len(dimensions) > 1:
-            raise ShardReadError(
-                f"{path}: column {schema.IMAGE_EMBEDDING!r} mixes embedding sizes "
-                f"{sorted(dimensions)}; one shard must use one image model"
-            )
+    if schema.IMAGE_EMBEDDING in batch.schema.names:
+        embeddings = batch.column(schema.IMAGE_EMBEDDING).cast(EMBEDDING_TYPE)
         models = strings(schema.IMAGE_EMBEDDING_MODEL)
-    texts, text_undecodable = strings_from_arrow(table.column(LAION_TEXT))
+    texts, text_undecodable = strings_from_arrow(pa.chunked_array([batch.column(LAION_TEXT)]))
     return ParsedShard(
-        source_rows=pa.array(range(row_count), pa.int64()),
+        source_rows=pa.array(range(first_row, first_row + row_count), pa.int64()),
         texts=texts,
         text_undecodable=text_undecodable,
         sample_ids=strings(LAION_SAMPLE_ID),

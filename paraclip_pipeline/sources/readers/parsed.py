@@ -4,6 +4,9 @@
     The 0-based row of a Parquet file, or the 0-based line of a text file, so a row can
     always be found again in its source.
 
+Readers yield a shard as a sequence of ``ParsedShard`` batches of at most ``batch_rows``
+rows, so a 12M-caption shard never sits in memory at once.
+
 Undecodable bytes never fail a read: they become U+FFFD and the row is marked, so
 caption cleaning can flag the caption as ``invalid_utf8`` and keep it.
 """
@@ -11,6 +14,7 @@ caption cleaning can flag the caption as ``invalid_utf8`` and keep it.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -72,22 +76,25 @@ def strings_from_arrow(column: pa.ChunkedArray) -> tuple[pa.Array, pa.Array]:
     return as_string, pa.repeat(pa.scalar(False), len(as_string))
 
 
-def read_lines(path: UPath) -> list[str]:
-    """Decoded lines, split on LF only (CR of CRLF dropped).
+DEFAULT_BATCH_ROWS = 1 << 16
+
+
+def iter_lines(path: UPath) -> Iterator[str]:
+    """Decoded lines, split on LF only (CR of CRLF dropped), read as a stream.
 
     Splitting on LF alone keeps U+2028 or a form feed inside a caption from shifting the
     line pairing of the two-file format; a final LF adds no phantom line. Undecodable bytes
     survive as lone surrogates (``surrogateescape``) so caption cleaning can flag them.
     """
     try:
-        data = path.read_bytes()
+        handle = path.open("rb")
     except OSError as error:
         raise ShardReadError(f"{path}: cannot be read ({error})") from error
-    data = data.removeprefix(b"\xef\xbb\xbf")
-    lines = data.split(b"\n")
-    if lines[-1] == b"":
-        lines.pop()
-    return [line.removesuffix(b"\r").decode("utf-8", "surrogateescape") for line in lines]
+    with handle:
+        for number, line in enumerate(handle):
+            if number == 0:
+                line = line.removeprefix(b"\xef\xbb\xbf")
+            yield line.removesuffix(b"\n").removesuffix(b"\r").decode("utf-8", "surrogateescape")
 
 
 def parsed_from_python(

@@ -12,13 +12,19 @@ Image paths
     run event; ``input_issue`` is not touched because the caption itself is fine. With a
     root, the same shard reads the same wherever the shard file lives (issue 13: shards
     moved out of ``data/shards`` lost every image path).
+
+Streaming
+    ``stream_shard`` yields the shard in batches of ``batch_rows`` rows (each format's
+    reader streams its file), so memory is set by the batch, not the shard; caption ids
+    take a first pass over the sample ids (see ``caption_ids``). ``read_shard_checked`` is
+    the same stream gathered into one table.
 """
 
 from __future__ import annotations
 
 import posixpath
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from os import PathLike
 
@@ -27,16 +33,24 @@ from upath import UPath
 
 from paraclip_pipeline import schema
 from paraclip_pipeline.sources.discover import ShardFile, ShardFormat
-from paraclip_pipeline.sources.readers.caption_ids import caption_ids
+from paraclip_pipeline.sources.readers.caption_ids import (
+    CaptionIdAssigner,
+    repeated_sample_id_hashes,
+)
 from paraclip_pipeline.sources.readers.cleaning import (
     DEFAULT_MAX_CAPTION_CHARS,
     clean_captions,
     clean_metadata,
 )
-from paraclip_pipeline.sources.readers.jsonl import read_jsonl
-from paraclip_pipeline.sources.readers.laion_parquet import read_laion_parquet
-from paraclip_pipeline.sources.readers.parsed import EMBEDDING_TYPE, ParsedShard, ShardReadError
-from paraclip_pipeline.sources.readers.two_file import read_two_file
+from paraclip_pipeline.sources.readers.jsonl import iter_jsonl
+from paraclip_pipeline.sources.readers.laion_parquet import iter_laion_parquet
+from paraclip_pipeline.sources.readers.parsed import (
+    DEFAULT_BATCH_ROWS,
+    EMBEDDING_TYPE,
+    ParsedShard,
+    ShardReadError,
+)
+from paraclip_pipeline.sources.readers.two_file import iter_two_file
 from paraclip_pipeline.sources.shard_keys import validate_shard_key
 
 IMAGE_NOT_A_PATH = "not_a_path"
@@ -44,10 +58,10 @@ IMAGE_ESCAPING = "escaping"
 IMAGE_MISSING = "missing"
 IMAGE_PATH_PROBLEMS = (IMAGE_NOT_A_PATH, IMAGE_ESCAPING, IMAGE_MISSING)
 
-_READERS: dict[ShardFormat, Callable[[UPath], ParsedShard]] = {
-    "laion_parquet": read_laion_parquet,
-    "jsonl": read_jsonl,
-    "two_file": read_two_file,
+_READERS: dict[ShardFormat, Callable[[UPath, int], Iterator[ParsedShard]]] = {
+    "laion_parquet": iter_laion_parquet,
+    "jsonl": iter_jsonl,
+    "two_file": iter_two_file,
 }
 
 
@@ -108,42 +122,73 @@ def _checked_image_paths(
     return pa.array(image_paths, pa.string()), tuple(problems)
 
 
-def read_shard_checked(
+@dataclass(frozen=True)
+class ShardStream:
+    """A shard being read: where its image paths resolve, and its batches (one pass)."""
+
+    image_base: str
+    batches: Iterator[tuple[pa.Table, tuple[ImagePathProblem, ...]]]
+
+
+def stream_shard(
     shard: ShardFile,
     *,
     max_caption_chars: int = DEFAULT_MAX_CAPTION_CHARS,
     image_root: str | PathLike[str] | None = None,
-) -> ShardRead:
-    """Read ``shard`` into a table with exactly ``schema.RAW_CAPTIONS_SCHEMA``, and report
-    the image paths it could not use.
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+) -> ShardStream:
+    """``shard`` as tables of at most ``batch_rows`` rows with exactly
+    ``schema.RAW_CAPTIONS_SCHEMA``, each with the image paths it could not use.
 
     ``image_root`` is where relative image paths resolve and absolute ones must stay
     (default: the shard's directory); the demo's is ``data/images``. Raises
-    ShardReadError for unreadable or empty shards.
+    ShardReadError for unreadable shards, and, once read to the end, for empty ones.
     """
     key = validate_shard_key(shard.key)
     if max_caption_chars < 1:
         raise ValueError(f"max_caption_chars must be positive, got {max_caption_chars}")
+    if batch_rows < 1:
+        raise ValueError(f"batch_rows must be positive, got {batch_rows}")
     source = UPath(shard.path).absolute()
     reader = _READERS.get(shard.format)
     if reader is None:
         raise ShardReadError(f"{source}: unknown shard format {shard.format!r}")
-    parsed = reader(source)
-    row_count = len(parsed.source_rows)
-    if row_count == 0:
-        raise ShardReadError(f"{source} has no rows")
+    shard_dir = source if shard.format == "two_file" else source.parent
+    image_base = UPath(image_root).absolute() if image_root is not None else shard_dir
 
+    def batches() -> Iterator[tuple[pa.Table, tuple[ImagePathProblem, ...]]]:
+        repeated = repeated_sample_id_hashes(
+            clean_metadata(parsed.sample_ids) for parsed in reader(source, batch_rows)
+        )
+        ids = CaptionIdAssigner(key, repeated)
+        rows = 0
+        for parsed in reader(source, batch_rows):
+            rows += len(parsed.source_rows)
+            yield _table(parsed, key, ids, image_base, max_caption_chars)
+        if rows == 0:
+            raise ShardReadError(f"{source} has no rows")
+
+    return ShardStream(str(image_base), batches())
+
+
+def _table(
+    parsed: ParsedShard,
+    key: str,
+    ids: CaptionIdAssigner,
+    image_base: UPath,
+    max_caption_chars: int,
+) -> tuple[pa.Table, tuple[ImagePathProblem, ...]]:
+    """One parsed batch cleaned, with caption ids and checked image paths."""
+    row_count = len(parsed.source_rows)
     sample_ids = clean_metadata(parsed.sample_ids)
     source_rows = parsed.source_rows.to_pylist()
     texts, issues = clean_captions(parsed.texts, parsed.text_undecodable, max_caption_chars)
-    shard_dir = source if shard.format == "two_file" else source.parent
-    image_base = UPath(image_root).absolute() if image_root is not None else shard_dir
     image_refs = clean_metadata(parsed.image_paths)
     image_paths, image_problems = _checked_image_paths(
         image_refs.to_pylist(), source_rows, image_base
     )
     columns = {
-        schema.CAPTION_ID: caption_ids(key, sample_ids.to_pylist(), source_rows),
+        schema.CAPTION_ID: ids.assign(sample_ids, source_rows),
         schema.SHARD: pa.repeat(pa.scalar(key), row_count),
         schema.SOURCE_ROW: parsed.source_rows,
         schema.SAMPLE_ID: sample_ids,
@@ -160,10 +205,25 @@ def read_shard_checked(
         else pa.nulls(row_count, pa.string()),
         schema.INPUT_ISSUE: issues,
     }
+    return pa.table(columns, schema=schema.RAW_CAPTIONS_SCHEMA), image_problems
+
+
+def read_shard_checked(
+    shard: ShardFile,
+    *,
+    max_caption_chars: int = DEFAULT_MAX_CAPTION_CHARS,
+    image_root: str | PathLike[str] | None = None,
+) -> ShardRead:
+    """``stream_shard`` gathered into one table, and every image path it could not use."""
+    stream = stream_shard(shard, max_caption_chars=max_caption_chars, image_root=image_root)
+    tables, problems = [], []
+    for table, batch_problems in stream.batches:
+        tables.append(table)
+        problems.extend(batch_problems)
     return ShardRead(
-        table=pa.table(columns, schema=schema.RAW_CAPTIONS_SCHEMA),
-        image_base=str(image_base),
-        image_problems=image_problems,
+        table=pa.concat_tables(tables).combine_chunks(),
+        image_base=stream.image_base,
+        image_problems=tuple(problems),
     )
 
 
