@@ -21,6 +21,10 @@ work (about 38 captions/s in stage 1, bench_wordnet_paraphrase) that parallelise
 fake server's sleeps. The cluster's start-up and the driver's connection are timed apart.
 Scheduling overhead per shard = (Ray time - in-process time) / shards, per step and overall;
 on a machine with fewer cores than the cluster's 4 CPUs it includes the lost parallelism.
+On a shared machine wall times follow the others' load, so the load average of each phase
+and the in-process CPU time are printed too: four Ray worker processes get a larger share
+of a contended machine than one loop (measured, 64 shards: 84 s on Ray vs 283 s in-process,
+whose CPU time was 153 s, at a load of 9-11 on 2 cores; 16 shards at a load of 7-10: 1.12x).
 Run: ``.venv/bin/python benchmarks/bench_ray.py [--shards 64] [--captions 20]``.
 """
 
@@ -93,13 +97,15 @@ def check(step: str, records: list[dict]) -> None:
         raise SystemExit(f"{step}: {len(failed)} shard(s) failed, first: {failed[0]}")
 
 
-def run_in_process(keys: list[str], options: StepOptions) -> dict[str, float]:
-    times = {}
+def run_in_process(keys: list[str], options: StepOptions) -> tuple[dict, dict]:
+    """Wall and CPU seconds per step: on a shared machine the CPU time is the steps' own cost."""
+    times, cpu = {}, {}
     for step in STEP_ORDER:
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         check(step, [run_step_safely(step, key, options) for key in keys])
         times[step] = time.perf_counter() - started
-    return times
+        cpu[step] = time.process_time() - cpu_started
+    return times, cpu
 
 
 def run_on_ray(keys: list[str], options: StepOptions, address: str) -> dict[str, float]:
@@ -153,7 +159,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="paraclip-bench-ray-") as tmp:
         root = Path(tmp)
         keys = write_shards(root / "shards", args.shards, args.captions)
-        local = run_in_process(keys, options_for(root / "local", root / "shards"))
+        load = {"in-process": os.getloadavg()[0]}
+        local, local_cpu = run_in_process(keys, options_for(root / "local", root / "shards"))
+        load["in-process"] = max(load["in-process"], os.getloadavg()[0])
 
         env = {
             **os.environ,
@@ -171,7 +179,9 @@ def main(argv: list[str] | None = None) -> int:
             ray.data.DataContext.get_current().enable_progress_bars = False
             connect_s = time.perf_counter() - started
             nodes = sum(node["Alive"] for node in ray.nodes())
+            load["Ray"] = os.getloadavg()[0]
             on_ray = run_on_ray(keys, options_for(root / "ray", root / "shards"), address)
+            load["Ray"] = max(load["Ray"], os.getloadavg()[0])
         finally:
             ray.shutdown()
             if not (state / "pids").exists():  # a start that failed midway recorded no PIDs
@@ -188,11 +198,23 @@ def main(argv: list[str] | None = None) -> int:
         f"Ray: {nodes} nodes x 2 CPUs on {os.cpu_count()} cores"
     )
     print(f"cluster start-up (head + node) {startup_s:6.1f} s   driver connect {connect_s:5.1f} s")
-    print(f"{'step':<20} {'in-process':>11} {'Ray':>9} {'Ray/in-proc':>12} {'overhead/shard':>15}")
+    print(
+        "1-min load average (max of start, end): "
+        + ", ".join(f"{phase} {value:.1f}" for phase, value in load.items())
+        + f" on {os.cpu_count()} cores; in-process CPU time is what the steps cost unshared"
+    )
+    print(
+        f"{'step':<20} {'in-process':>11} {'(CPU)':>8} {'Ray':>9} {'Ray/in-proc':>12}"
+        f" {'overhead/shard':>15}"
+    )
     for step in [*STEP_ORDER, "all steps"]:
         a = sum(local.values()) if step == "all steps" else local[step]
         b = sum(on_ray.values()) if step == "all steps" else on_ray[step]
-        print(f"{step:<20} {a:10.1f}s {b:8.1f}s {b / a:11.2f}x {(b - a) / shards * 1000:12.0f} ms")
+        c = sum(local_cpu.values()) if step == "all steps" else local_cpu[step]
+        print(
+            f"{step:<20} {a:10.1f}s {c:7.1f}s {b:8.1f}s {b / a:11.2f}x"
+            f" {(b - a) / shards * 1000:12.0f} ms"
+        )
     print(f"same output files in-process and on Ray: {identical}")
     return 0 if identical else 1
 
