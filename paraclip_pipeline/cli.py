@@ -1,5 +1,5 @@
-"""``paraclip``: run the demo, serve the UI, trace a checkpoint back to its captions, score a
-model on the public benchmarks and download them."""
+"""``paraclip``: run the demo, serve the UI, trace a checkpoint back to its captions, list or
+retire shard partitions, score a model on the public benchmarks and download them."""
 
 from __future__ import annotations
 
@@ -112,6 +112,24 @@ def run_lineage(
     return 0
 
 
+def run_shards(settings: Settings, action: str, key: str | None) -> int:
+    from dagster import DagsterInstance
+
+    from paraclip_pipeline.defs.filtering import filtered_pairs_code_version
+    from paraclip_pipeline.filtering.rules import load_rules
+    from paraclip_pipeline.instance import prepare_dagster_home
+    from paraclip_pipeline.lineage.shards_command import list_shards, retire_shard
+
+    prepare_dagster_home(StorageLayout(settings.storage_root).dagster_home, settings.llm_pool_limit)
+    instance = DagsterInstance.get()
+    if action == "retire":
+        assert key is not None  # argparse requires it
+        return retire_shard(instance, key, settings.shards_location)
+    rules_version = filtered_pairs_code_version(load_rules(settings.filter_rules_path))
+    print(list_shards(instance, rules_version))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="paraclip", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -128,6 +146,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="add run ids and metadata from Dagster's event log for this shard (repeatable)",
     )
     lineage.add_argument("--json", action="store_true", help="machine-readable output")
+    shards = commands.add_parser("shards", help="list shard partitions with status, or retire one")
+    shard_commands = shards.add_subparsers(dest="shards_command", required=True)
+    shard_commands.add_parser("list", help="each shard: ok, quarantined, checks_failed, ...")
+    retire = shard_commands.add_parser("retire", help="delete a shard's partition")
+    retire.add_argument("key")
     _add_public_benchmark_commands(commands)
     return parser
 
@@ -162,6 +185,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_demo(settings)
     if args.command == "ui":
         return run_ui(settings, args.host, args.port)
+    if args.command == "shards":
+        return run_shards(settings, args.shards_command, getattr(args, "key", None))
     if args.command in ("evaluate", "data"):
         from paraclip_pipeline.evaluation.public import command
 

@@ -27,6 +27,8 @@ from paraclip_pipeline.settings import Settings
 # Output(data_version=...) is how a per-shard asset reports its content hash; Dagster marks
 # the parameter beta, which is noise in every run log.
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
+# Partitioned asset checks (one result per shard) are a Dagster preview feature.
+warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 
 
 def build_defs(

@@ -11,7 +11,15 @@ import dagster as dg
 import pyarrow as pa
 
 from paraclip_pipeline import schema
-from paraclip_pipeline.asset_names import FILTERED_PAIRS, FILTERED_PAIRS_REJECTED
+from paraclip_pipeline.asset_names import (
+    FILTERED_PAIRS,
+    FILTERED_PAIRS_REJECTED,
+    NO_NULL_TEXT_CHECK,
+    PASS_RATE_CHECK,
+    SCHEMA_CHECK,
+    UNIQUE_IDS_CHECK,
+)
+from paraclip_pipeline.defs import conditions
 from paraclip_pipeline.defs.metadata import records_table, table_preview
 from paraclip_pipeline.defs.partitions import caption_shards
 from paraclip_pipeline.defs.resources import SentenceEncoderResource, StorageResource
@@ -23,10 +31,6 @@ from paraclip_pipeline.storage import table_fingerprint, write_parquet_atomic
 FILTER_GROUP = "filtering"
 FILTER_LOGIC_VERSION = "filter-v1"
 
-SCHEMA_CHECK = "schema_matches"
-NO_NULL_TEXT_CHECK = "no_null_text"
-UNIQUE_IDS_CHECK = "unique_caption_ids"
-PASS_RATE_CHECK = "pass_rate_within_bounds"
 RULES_CURRENT_CHECK = "built_with_current_rules"
 
 
@@ -35,7 +39,15 @@ def filtered_pairs_code_version(rules: RuleSet) -> str:
 
 
 def _blocking(name: str, description: str) -> dg.AssetCheckSpec:
-    return dg.AssetCheckSpec(name, asset=FILTERED_PAIRS, blocking=True, description=description)
+    # Partitioned like the asset, so the UI shows each shard's result and training can ask
+    # whether a shard's latest output passed.
+    return dg.AssetCheckSpec(
+        name,
+        asset=FILTERED_PAIRS,
+        blocking=True,
+        description=description,
+        partitions_def=caption_shards,
+    )
 
 
 def build_filtered_pairs(rules_path: Path) -> dg.AssetsDefinition:
@@ -48,8 +60,7 @@ def build_filtered_pairs(rules_path: Path) -> dg.AssetsDefinition:
         group_name=FILTER_GROUP,
         code_version=filtered_pairs_code_version(rules),
         kinds={"parquet"},
-        automation_condition=dg.AutomationCondition.eager()
-        | dg.AutomationCondition.code_version_changed(),
+        automation_condition=conditions.filtered_pairs_condition(),
         check_specs=[
             _blocking(SCHEMA_CHECK, "Columns and types are those training reads."),
             _blocking(NO_NULL_TEXT_CHECK, "No kept row has a null or empty caption or paraphrase."),

@@ -13,6 +13,7 @@ import dagster as dg
 import pyarrow as pa
 
 from paraclip_pipeline import schema
+from paraclip_pipeline.defs import conditions
 from paraclip_pipeline.defs.metadata import table_preview
 from paraclip_pipeline.defs.partitions import caption_shards
 from paraclip_pipeline.defs.resources import ParaphraserResource, StorageResource
@@ -71,7 +72,7 @@ def _paraphrase_asset(
         code_version=f"stage{stage}-v1",
         pool=LLM_POOL,
         kinds={"parquet"},
-        automation_condition=dg.AutomationCondition.eager(),
+        automation_condition=conditions.per_shard(),
         description=description,
     )
     def paraphrase_step(

@@ -8,6 +8,9 @@ import pyarrow.compute as pc
 
 from paraclip_pipeline import schema
 from paraclip_pipeline.asset_names import FILTERED_PAIRS, TEXT_ENCODER_CHECKPOINT
+from paraclip_pipeline.defs import conditions
+from paraclip_pipeline.defs.eligibility import EXCLUDED_COLUMNS, excluded_summary, select_trainable
+from paraclip_pipeline.defs.metadata import records_table
 from paraclip_pipeline.defs.partitions import ALL_SHARDS
 from paraclip_pipeline.defs.resources import ClipModelResource, EvaluationResource, StorageResource
 
@@ -29,7 +32,7 @@ def _latest_checkpoint_dir(instance: dg.DagsterInstance) -> Path:
     kinds={"html", "markdown"},
     deps=[CHECKPOINT_KEY],
     ins={FILTERED_PAIRS: ALL_SHARDS},
-    automation_condition=dg.AutomationCondition.eager(),
+    automation_condition=conditions.report_condition(),
 )
 def benchmark_report(
     context: dg.AssetExecutionContext,
@@ -46,6 +49,9 @@ def benchmark_report(
     from paraclip_pipeline.modeling.profiles import get_profile
 
     checkpoint_dir = _latest_checkpoint_dir(context.instance)
+    filtered_pairs, excluded = select_trainable(context, filtered_pairs)
+    if not filtered_pairs:
+        raise dg.Failure("no shard may be evaluated: " + excluded_summary(excluded))
     heldout = pa.concat_tables(filtered_pairs[shard] for shard in sorted(filtered_pairs))
     heldout = heldout.filter(pc.equal(heldout[schema.SPLIT], "heldout"))
     config = EvaluationConfig(
@@ -84,6 +90,7 @@ def benchmark_report(
             "checkpoint": str(checkpoint_dir),
             "model profile": clip_model.profile,
             "held-out pairs": str(len(heldout)),
+            "shards left out": excluded_summary(excluded),
             "public benchmark data": evaluation.eval_data_dir or "not set (PARACLIP_EVAL_DATA)",
         },
         public_benchmarks=public,
@@ -94,6 +101,7 @@ def benchmark_report(
             "report_html": dg.MetadataValue.path(str(files.html)),
             "checkpoint_dir": dg.MetadataValue.path(str(checkpoint_dir)),
             "heldout_pairs": len(heldout),
+            "excluded_shards": records_table(excluded, EXCLUDED_COLUMNS),
             "public_benchmark_scores": len(public or []),
             "summary": dg.MetadataValue.md(files.summary_table_markdown),
             **{key: float(value) for key, value in files.headline.items()},

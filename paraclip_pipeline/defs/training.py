@@ -3,6 +3,7 @@
 import base64
 import io
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -12,6 +13,13 @@ import pyarrow.compute as pc
 
 from paraclip_pipeline import schema
 from paraclip_pipeline.asset_names import FILTERED_PAIRS, IMAGE_EMBEDDINGS
+from paraclip_pipeline.defs import conditions
+from paraclip_pipeline.defs.eligibility import (
+    EXCLUDED_COLUMNS,
+    excluded_summary,
+    inputs_fingerprint,
+    select_trainable,
+)
 from paraclip_pipeline.defs.metadata import records_table, report_unusable_images
 from paraclip_pipeline.defs.partitions import ALL_SHARDS, caption_shards
 from paraclip_pipeline.defs.resources import ClipModelResource, StorageResource, TrainingResource
@@ -27,6 +35,7 @@ MODEL_GROUP = "model"
 # Why image_embeddings could not use a row's image (paths dropped at ingestion are
 # counted by raw_captions).
 IMAGE_UNREADABLE = "unreadable"
+INPUTS_FINGERPRINT = "inputs_fingerprint"
 
 
 @dg.asset(
@@ -34,7 +43,7 @@ IMAGE_UNREADABLE = "unreadable"
     group_name=MODEL_GROUP,
     code_version="image-embeddings-v1",
     kinds={"pytorch", "parquet"},
-    automation_condition=dg.AutomationCondition.eager(),
+    automation_condition=conditions.per_shard(),
 )
 def image_embeddings(
     context: dg.AssetExecutionContext, raw_captions: pa.Table, clip_model: ClipModelResource
@@ -116,7 +125,9 @@ def _loss_plot_markdown(loss_history: list[dict[str, float]]) -> str:
     code_version="checkpoint-v1",
     kinds={"pytorch", "safetensors"},
     ins={FILTERED_PAIRS: ALL_SHARDS, IMAGE_EMBEDDINGS: ALL_SHARDS},
-    automation_condition=dg.AutomationCondition.eager(),
+    automation_condition=conditions.all_shards(),
+    # No new materialization when the trainable inputs equal the last checkpoint's.
+    output_required=False,
 )
 def text_encoder_checkpoint(
     context: dg.AssetExecutionContext,
@@ -125,24 +136,39 @@ def text_encoder_checkpoint(
     clip_model: ClipModelResource,
     training: TrainingResource,
     storage: StorageResource,
-) -> dg.MaterializeResult:
-    """Text tower fine-tuned with the three ParaCLIP losses; the image tower stays frozen."""
+) -> Iterator[dg.MaterializeResult]:
+    """Text tower fine-tuned with the three ParaCLIP losses; the image tower stays frozen.
+
+    Trains only on shards whose latest filtered_pairs passed its blocking checks with the
+    loaded rules; the rest are listed with their reason under ``excluded`` in the manifest.
+    """
     from paraclip_pipeline.modeling.profiles import get_profile
     from paraclip_pipeline.training.loop import train_text_encoder
 
+    filtered_pairs, excluded = select_trainable(context, filtered_pairs)
     if not filtered_pairs:
-        raise dg.Failure("no filtered_pairs partition is materialized: nothing to train on")
+        raise dg.Failure(
+            "no shard may train: "
+            + (excluded_summary(excluded) if excluded else "no filtered_pairs partition yet")
+        )
     inputs = _shard_inputs(context.instance, filtered_pairs)
+    config = training.config()
+    fingerprint = inputs_fingerprint(inputs, config.model_dump(mode="json"), clip_model.profile)
+    previous = _previous_checkpoint(context.instance)
+    if previous and previous[0] == fingerprint and previous[1].exists():
+        context.log.info(
+            f"training inputs unchanged since checkpoint {previous[1]}: nothing to retrain"
+        )
+        return
     pairs = pa.concat_tables(filtered_pairs[shard] for shard in sorted(filtered_pairs))
     embeddings = pa.concat_tables(
         image_embeddings[shard] for shard in sorted(image_embeddings) if shard in filtered_pairs
     )
     output_dir = storage.layout.checkpoints_dir / context.run_id
-    config = training.config()
     profile = get_profile(clip_model.profile)
     if config.nproc > 1:
         result = _train_with_torchrun(
-            context, pairs, embeddings, profile, config, output_dir, inputs
+            context, pairs, embeddings, profile, config, output_dir, inputs, excluded
         )
     else:
         result = train_text_encoder(
@@ -152,23 +178,36 @@ def text_encoder_checkpoint(
             config=config,
             output_dir=output_dir,
             inputs=inputs,
+            excluded=excluded,
             log=context.log.info,
         )
-    return _checkpoint_result(
-        result.checkpoint_dir, result.manifest, result.metrics, result.loss_history, inputs
-    )
+    yield _checkpoint_result(result, inputs, excluded, fingerprint)
+
+
+def _previous_checkpoint(instance: dg.DagsterInstance) -> tuple[str, Path] | None:
+    """Inputs fingerprint and directory of the latest checkpoint, if it recorded them."""
+    event = instance.get_latest_materialization_event(text_encoder_checkpoint.key)
+    materialization = event.asset_materialization if event else None
+    if materialization is None:
+        return None
+    metadata = materialization.metadata
+    if INPUTS_FINGERPRINT not in metadata or "checkpoint_dir" not in metadata:
+        return None
+    return str(metadata[INPUTS_FINGERPRINT].value), Path(str(metadata["checkpoint_dir"].value))
 
 
 def _checkpoint_result(
-    checkpoint_dir: Path,
-    manifest: dict,
-    metrics: dict[str, float],
-    loss_history: list[dict[str, float]],
+    result: "TrainResult",
     inputs: list[dict[str, object]],
+    excluded: list[dict[str, str]],
+    fingerprint: str,
 ) -> dg.MaterializeResult:
+    manifest, metrics, loss_history = result.manifest, result.metrics, result.loss_history
     return dg.MaterializeResult(
         metadata={
-            "checkpoint_dir": dg.MetadataValue.path(str(checkpoint_dir)),
+            "checkpoint_dir": dg.MetadataValue.path(str(result.checkpoint_dir)),
+            INPUTS_FINGERPRINT: fingerprint,
+            "excluded_shards": records_table(excluded, EXCLUDED_COLUMNS),
             "weights_sha256": manifest.get("weights_sha256", ""),
             "shards": len(inputs),
             "train_rows": sum(int(item["train_rows"]) for item in inputs),  # type: ignore[call-overload]
@@ -201,12 +240,19 @@ def _train_with_torchrun(
     config: "TrainConfig",
     output_dir: Path,
     inputs: list[dict[str, object]],
+    excluded: list[dict[str, str]],
 ) -> "TrainResult":
     """Launch ``torchrun --nproc_per_node=N`` through Dagster Pipes; rank 0 reports back."""
     from paraclip_pipeline.training.distributed import build_torchrun_command, write_job
 
     job_path = write_job(
-        pairs, embeddings, profile=profile, config=config, output_dir=output_dir, inputs=inputs
+        pairs,
+        embeddings,
+        profile=profile,
+        config=config,
+        output_dir=output_dir,
+        inputs=inputs,
+        excluded=excluded,
     )
     client = dg.PipesSubprocessClient()
     client.run(command=build_torchrun_command(job_path, config.nproc), context=context)

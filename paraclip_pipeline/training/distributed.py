@@ -48,6 +48,7 @@ def write_job(
     config: TrainConfig,
     output_dir: Path,
     inputs: list[dict[str, Any]],
+    excluded: list[dict[str, str]] | None = None,
 ) -> Path:
     """Write the tables and a job file beside ``output_dir``; returns the job file path."""
     job_dir = job_dir_for(output_dir)
@@ -60,6 +61,7 @@ def write_job(
         "config": config.model_dump(mode="json"),
         "output_dir": str(Path(output_dir).resolve()),
         "inputs": inputs,
+        "excluded": excluded or [],
     }
     return write_text_atomic(json.dumps(job, indent=2, default=str), job_dir / JOB_FILE)
 
@@ -127,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
                 config=config,
                 output_dir=Path(job["output_dir"]),
                 inputs=job["inputs"],
+                excluded=job.get("excluded", []),
                 log=log,
                 context=context,
             )

@@ -169,6 +169,7 @@ def run_training(
     config: TrainConfig,
     output_dir: Path,
     inputs: list[dict[str, Any]],
+    excluded: list[dict[str, str]] | None = None,
     resume: bool = True,
     log: LogFn | None = None,
     context: DistContext | None = None,
@@ -322,6 +323,8 @@ def run_training(
                 "run_fingerprint": fingerprint,
                 "config": config.model_dump(),
                 "inputs": inputs,
+                # Shards left out (quarantined, failed checks, stale rules) and why.
+                "excluded": excluded or [],
                 "metrics": metrics,
                 "loss_history": loss_history,
                 "image_model_id": clip.model_id,
@@ -347,6 +350,7 @@ def train_text_encoder(
     config: TrainConfig,
     output_dir: Path,
     inputs: list[dict],
+    excluded: list[dict[str, str]] | None = None,
     resume: bool = True,
     log: Callable[[str], None] | None = None,
 ) -> TrainResult:
@@ -358,6 +362,7 @@ def train_text_encoder(
         config=config,
         output_dir=output_dir,
         inputs=inputs,
+        excluded=excluded,
         resume=resume,
         log=log,
         context=DistContext(device=config.device),
