@@ -87,11 +87,14 @@ def test_rows_and_ids_flow_from_raw_captions_to_the_checkpoint(pipeline: Pipelin
             "stage2_paraphrases",
             "stage1_paraphrases",
             "raw_captions",
+            "image_embeddings",
         ]
         assert all(step.storage_id is not None for step in shard.steps)
-        assert shard.steps[-1].data_version == hashes[shard.partition]
+        assert shard.steps[3].data_version == hashes[shard.partition]
     assert lineage.caption is not None
     assert lineage.caption.verdict == "kept"
+    assert lineage.caption.source_file and lineage.caption.source_file.endswith(".jsonl")
+    assert lineage.caption.source_row is not None and lineage.caption.sample_id
     assert lineage.caption.trained_in_this_checkpoint
     assert str(checkpoint_dir) in lineage.caption.trained_in
     assert "shard-a" in lineage.to_text() and json.loads(lineage.to_json())["caption"]
