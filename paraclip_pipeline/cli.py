@@ -130,6 +130,34 @@ def run_shards(settings: Settings, action: str, key: str | None) -> int:
     return 0
 
 
+def run_checkpoints(settings: Settings, args: argparse.Namespace) -> int:
+    from paraclip_pipeline import retention
+    from paraclip_pipeline.lineage.query import LineageError, resolve_checkpoint_dir
+
+    layout = StorageLayout(settings.storage_root)
+    if args.checkpoints_command == "prune":
+        print(retention.prune_checkpoints(layout, args.keep or settings.keep_checkpoints).summary())
+        return 0
+    if args.checkpoints_command == "list":
+        pinned = retention.pinned(layout)
+        for directory in retention.checkpoints(layout):
+            size = retention.directory_bytes(directory) / 1e6
+            mark = "  pinned" if directory.resolve() in pinned else ""
+            print(f"{directory.name}  {size:.1f} MB{mark}")
+        return 0
+    try:
+        directory = resolve_checkpoint_dir(args.run, layout)
+    except LineageError as error:
+        print(f"paraclip checkpoints: {error}", file=sys.stderr)
+        return 2
+    if args.checkpoints_command == "pin":
+        retention.pin(directory)
+    else:
+        retention.unpin(directory)
+    print(f"{args.checkpoints_command}ned {directory}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="paraclip", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -151,6 +179,15 @@ def build_parser() -> argparse.ArgumentParser:
     shard_commands.add_parser("list", help="each shard: ok, quarantined, checks_failed, ...")
     retire = shard_commands.add_parser("retire", help="delete a shard's partition")
     retire.add_argument("key")
+    checkpoints = commands.add_parser("checkpoints", help="list, prune, pin or unpin checkpoints")
+    checkpoint_commands = checkpoints.add_subparsers(dest="checkpoints_command", required=True)
+    checkpoint_commands.add_parser("list", help="newest first, with size and pin")
+    prune = checkpoint_commands.add_parser(
+        "prune", help="keep the newest N (PARACLIP_KEEP_CHECKPOINTS) and the pinned ones"
+    )
+    prune.add_argument("--keep", type=int, help="override the setting")
+    for verb in ("pin", "unpin"):
+        checkpoint_commands.add_parser(verb).add_argument("run", help="run id or unique prefix")
     _add_public_benchmark_commands(commands)
     return parser
 
@@ -185,6 +222,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_demo(settings)
     if args.command == "ui":
         return run_ui(settings, args.host, args.port)
+    if args.command == "checkpoints":
+        return run_checkpoints(settings, args)
     if args.command == "shards":
         return run_shards(settings, args.shards_command, getattr(args, "key", None))
     if args.command in ("evaluate", "data"):

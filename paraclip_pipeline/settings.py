@@ -29,6 +29,8 @@ LLM_BACKEND_ENV = "PARACLIP_LLM_BACKEND"
 LLM_MODEL_ENV = "PARACLIP_LLM_MODEL"
 LLM_BASE_URL_ENV = "PARACLIP_LLM_BASE_URL"
 LLM_API_KEY_ENV_ENV = "PARACLIP_LLM_API_KEY_ENV"
+KEEP_CHECKPOINTS_ENV = "PARACLIP_KEEP_CHECKPOINTS"
+DEFAULT_KEEP_CHECKPOINTS = 3
 DEFAULT_LLM_POOL_LIMIT = 2
 # A directory laid out like ../shared/data/eval (public benchmarks; `paraclip data download`).
 EVAL_DATA_ENV = "PARACLIP_EVAL_DATA"
@@ -73,6 +75,8 @@ class Settings:
     llm_pool_limit: int = DEFAULT_LLM_POOL_LIMIT
     # A directory laid out like ../shared/data/eval (public benchmarks).
     eval_data_dir: Path | None = None
+    # Checkpoints kept besides the pinned ones (retention runs after each training).
+    keep_checkpoints: int = DEFAULT_KEEP_CHECKPOINTS
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -93,6 +97,7 @@ class Settings:
             llm_api_key_env=_env(LLM_API_KEY_ENV_ENV),
             llm_pool_limit=int(_env(LLM_POOL_LIMIT_ENV) or DEFAULT_LLM_POOL_LIMIT),
             eval_data_dir=_path_from_env(EVAL_DATA_ENV),
+            keep_checkpoints=int(_env(KEEP_CHECKPOINTS_ENV) or DEFAULT_KEEP_CHECKPOINTS),
         )
 
 

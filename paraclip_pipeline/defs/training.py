@@ -28,6 +28,7 @@ from paraclip_pipeline.storage import table_fingerprint
 
 if TYPE_CHECKING:  # torch-heavy modules load when a run first needs them
     from paraclip_pipeline.modeling.profiles import ModelProfile
+    from paraclip_pipeline.retention import PruneResult
     from paraclip_pipeline.training.config import TrainConfig
     from paraclip_pipeline.training.loop import TrainResult
 
@@ -181,7 +182,11 @@ def text_encoder_checkpoint(
             excluded=excluded,
             log=context.log.info,
         )
-    yield _checkpoint_result(result, inputs, excluded, fingerprint)
+    from paraclip_pipeline.retention import prune_checkpoints
+
+    pruned = prune_checkpoints(storage.layout, storage.keep_checkpoints)
+    context.log.info(f"checkpoint retention: {pruned.summary()}")
+    yield _checkpoint_result(result, inputs, excluded, fingerprint, pruned)
 
 
 def _previous_checkpoint(instance: dg.DagsterInstance) -> tuple[str, Path] | None:
@@ -201,6 +206,7 @@ def _checkpoint_result(
     inputs: list[dict[str, object]],
     excluded: list[dict[str, str]],
     fingerprint: str,
+    pruned: "PruneResult",
 ) -> dg.MaterializeResult:
     manifest, metrics, loss_history = result.manifest, result.metrics, result.loss_history
     return dg.MaterializeResult(
@@ -208,6 +214,9 @@ def _checkpoint_result(
             "checkpoint_dir": dg.MetadataValue.path(str(result.checkpoint_dir)),
             INPUTS_FINGERPRINT: fingerprint,
             "excluded_shards": records_table(excluded, EXCLUDED_COLUMNS),
+            # Retention after this checkpoint: what was deleted and how much it freed.
+            "checkpoints_removed": len(pruned.removed),
+            "freed_mb": round(pruned.freed_bytes / 1e6, 1),
             "weights_sha256": manifest.get("weights_sha256", ""),
             "shards": len(inputs),
             "train_rows": sum(int(item["train_rows"]) for item in inputs),  # type: ignore[call-overload]
