@@ -22,6 +22,7 @@ from paraclip_pipeline.asset_names import (
 from paraclip_pipeline.defs import conditions
 from paraclip_pipeline.defs.metadata import records_table, table_preview
 from paraclip_pipeline.defs.partitions import caption_shards
+from paraclip_pipeline.defs.progress import heartbeat
 from paraclip_pipeline.defs.resources import SentenceEncoderResource, StorageResource
 from paraclip_pipeline.filtering.apply import apply_filter_rules
 from paraclip_pipeline.filtering.rules import RuleSet, load_rules
@@ -80,8 +81,9 @@ def build_filtered_pairs(rules_path: Path) -> dg.AssetsDefinition:
         extra = raw_captions.select([schema.CAPTION_ID, schema.NSFW, schema.INPUT_ISSUE])
         pairs = stage2_paraphrases.join(extra, schema.CAPTION_ID, join_type="left outer")
         pairs = pairs.sort_by(schema.CAPTION_ID)
-        encoder = sentence_encoder.load() if rules.needs_encoder else None
-        outcome = apply_filter_rules(pairs, rules, encoder)
+        with heartbeat(context.log.info, f"filtering shard {context.partition_key}"):
+            encoder = sentence_encoder.load() if rules.needs_encoder else None
+            outcome = apply_filter_rules(pairs, rules, encoder)
 
         rejected_path = storage.layout.partition_file(
             FILTERED_PAIRS_REJECTED, context.partition_key

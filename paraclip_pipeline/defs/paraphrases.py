@@ -16,6 +16,7 @@ from paraclip_pipeline import schema
 from paraclip_pipeline.defs import conditions
 from paraclip_pipeline.defs.metadata import table_preview
 from paraclip_pipeline.defs.partitions import caption_shards
+from paraclip_pipeline.defs.progress import heartbeat
 from paraclip_pipeline.defs.resources import ParaphraserResource, StorageResource
 from paraclip_pipeline.storage import table_fingerprint
 
@@ -32,13 +33,14 @@ def _run_stage(
 ) -> dg.Output[pa.Table]:
     from paraclip_pipeline.paraphrase.engine import run_paraphrase_stage
 
-    result = run_paraphrase_stage(
-        rows,
-        stage=stage,
-        config=paraphraser.config(),
-        cache_dir=storage.layout.paraphrase_cache_dir,
-        log=context.log.info,
-    )
+    with heartbeat(context.log.info, f"paraphrase step {stage}") as progress:
+        result = run_paraphrase_stage(
+            rows,
+            stage=stage,
+            config=paraphraser.config(),
+            cache_dir=storage.layout.paraphrase_cache_dir,
+            log=progress,
+        )
     table = result.table
     status_column = schema.STATUS_1 if stage == 1 else schema.STATUS_2
     text_column = schema.PARAPHRASE_1 if stage == 1 else schema.PARAPHRASE_2

@@ -12,6 +12,7 @@ from paraclip_pipeline.defs import conditions
 from paraclip_pipeline.defs.eligibility import EXCLUDED_COLUMNS, excluded_summary, select_trainable
 from paraclip_pipeline.defs.metadata import records_table
 from paraclip_pipeline.defs.partitions import ALL_SHARDS
+from paraclip_pipeline.defs.progress import heartbeat
 from paraclip_pipeline.defs.resources import ClipModelResource, EvaluationResource, StorageResource
 
 REPORT_GROUP = "evaluation"
@@ -60,19 +61,22 @@ def benchmark_report(
         coco_dir=Path(evaluation.coco_dir) if evaluation.coco_dir else None,
         rank_k=evaluation.rank_k,
     )
-    baseline_model = clip_model.load()
-    finetuned_model = clip_model.load(checkpoint=checkpoint_dir)
-    baseline = run_suite(baseline_model, config, heldout)
-    finetuned = run_suite(finetuned_model, config, heldout)
-    public = None
-    if evaluation.eval_data_dir:
-        public = run_public_benchmarks(
-            Path(evaluation.eval_data_dir),
-            finetuned_model,
-            baseline_model,
-            resamples=evaluation.bootstrap_resamples,
-            progress=context.log.info,
-        )
+    with heartbeat(context.log.info, "evaluation") as progress:
+        baseline_model = clip_model.load()
+        finetuned_model = clip_model.load(checkpoint=checkpoint_dir)
+        progress("evaluating the baseline")
+        baseline = run_suite(baseline_model, config, heldout)
+        progress("evaluating the fine-tuned checkpoint")
+        finetuned = run_suite(finetuned_model, config, heldout)
+        public = None
+        if evaluation.eval_data_dir:
+            public = run_public_benchmarks(
+                Path(evaluation.eval_data_dir),
+                finetuned_model,
+                baseline_model,
+                resamples=evaluation.bootstrap_resamples,
+                progress=progress,
+            )
     notes = []
     if get_profile(clip_model.profile).pretrained is None:
         notes.append(

@@ -22,6 +22,7 @@ from paraclip_pipeline.defs.eligibility import (
 )
 from paraclip_pipeline.defs.metadata import records_table, report_unusable_images
 from paraclip_pipeline.defs.partitions import ALL_SHARDS, caption_shards
+from paraclip_pipeline.defs.progress import heartbeat
 from paraclip_pipeline.defs.resources import ClipModelResource, StorageResource, TrainingResource
 from paraclip_pipeline.lineage.manifest import ShardRows, shard_inputs
 from paraclip_pipeline.storage import table_fingerprint
@@ -60,8 +61,9 @@ def image_embeddings(
         image_embedding_stats,
     )
 
-    clip = clip_model.load()
-    table = compute_image_embeddings(raw_captions, clip)
+    with heartbeat(context.log.info, f"image embeddings of shard {context.partition_key}"):
+        clip = clip_model.load()
+        table = compute_image_embeddings(raw_captions, clip)
     stats = image_embedding_stats(table)
     return dg.Output(
         table,
@@ -167,21 +169,22 @@ def text_encoder_checkpoint(
     )
     output_dir = storage.layout.checkpoints_dir / context.run_id
     profile = get_profile(clip_model.profile)
-    if config.nproc > 1:
-        result = _train_with_torchrun(
-            context, pairs, embeddings, profile, config, output_dir, inputs, excluded
-        )
-    else:
-        result = train_text_encoder(
-            pairs,
-            embeddings,
-            profile=profile,
-            config=config,
-            output_dir=output_dir,
-            inputs=inputs,
-            excluded=excluded,
-            log=context.log.info,
-        )
+    with heartbeat(context.log.info, "training") as progress:
+        if config.nproc > 1:
+            result = _train_with_torchrun(
+                context, pairs, embeddings, profile, config, output_dir, inputs, excluded
+            )
+        else:
+            result = train_text_encoder(
+                pairs,
+                embeddings,
+                profile=profile,
+                config=config,
+                output_dir=output_dir,
+                inputs=inputs,
+                excluded=excluded,
+                log=progress,
+            )
     from paraclip_pipeline.retention import prune_checkpoints
 
     pruned = prune_checkpoints(storage.layout, storage.keep_checkpoints)

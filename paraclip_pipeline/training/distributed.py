@@ -103,6 +103,9 @@ def _reporter(is_main: bool) -> Iterator[tuple[LogFn, Any]]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from paraclip_pipeline.quiet import silence_model_chatter
+
+    silence_model_chatter()
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--job", type=Path, required=True, help="job.json written by write_job")
     args = parser.parse_args(argv)
