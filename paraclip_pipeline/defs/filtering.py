@@ -27,6 +27,7 @@ from paraclip_pipeline.defs.resources import SentenceEncoderResource, StorageRes
 from paraclip_pipeline.filtering.apply import apply_filter_rules
 from paraclip_pipeline.filtering.rules import RuleSet, load_rules
 from paraclip_pipeline.lineage.event_log import stale_code_version_partitions
+from paraclip_pipeline.lineage.shard_status import quarantine_observations
 from paraclip_pipeline.storage import table_fingerprint, write_parquet_atomic
 
 FILTER_GROUP = "filtering"
@@ -182,9 +183,17 @@ def build_rules_current_check(code_version: str) -> dg.AssetChecksDefinition:
     def filtered_pairs_built_with_current_rules(
         context: dg.AssetCheckExecutionContext,
     ) -> dg.AssetCheckResult:
-        stale = stale_code_version_partitions(
-            context.instance, dg.AssetKey(FILTERED_PAIRS), code_version
-        )
+        # Only registered shards that can be refiltered: a retired partition (file gone) or
+        # a quarantined one (no usable input) is no stale alarm anyone can act on.
+        registered = set(context.instance.get_dynamic_partitions(caption_shards.name))
+        quarantined = quarantine_observations(context.instance)
+        stale = [
+            key
+            for key in stale_code_version_partitions(
+                context.instance, dg.AssetKey(FILTERED_PAIRS), code_version
+            )
+            if key in registered and key not in quarantined
+        ]
         return dg.AssetCheckResult(
             passed=not stale,
             severity=dg.AssetCheckSeverity.WARN,
