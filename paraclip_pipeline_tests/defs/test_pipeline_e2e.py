@@ -138,8 +138,10 @@ def test_rules_edit_reruns_only_the_filter_and_what_follows(pipeline: Pipeline) 
         for a in ("stage1_paraphrases", "stage2_paraphrases", "raw_captions")
     }
     calls_before = pipeline.counter.calls
+    versions_before = latest_partition_versions(pipeline.instance, dg.AssetKey("filtered_pairs"))
 
-    pipeline.edit_rules(lambda rules: rules["split"].update(heldout_fraction=0.3))
+    # Half held out instead of a quarter: rows change split, so the pairs' data changes.
+    pipeline.edit_rules(lambda rules: rules["split"].update(heldout_fraction=0.5))
     after_edit = dg.evaluate_automation_conditions(
         defs=pipeline.defs, instance=pipeline.instance, cursor=baseline.cursor
     )
@@ -160,6 +162,12 @@ def test_rules_edit_reruns_only_the_filter_and_what_follows(pipeline: Pipeline) 
     for asset, count in stage_counts.items():
         assert materialization_count(pipeline.instance, asset) == count, asset
 
+    versions_after = latest_partition_versions(pipeline.instance, dg.AssetKey("filtered_pairs"))
+    assert any(
+        versions_after[shard].data_version != versions_before[shard].data_version
+        for shard in SHARD_CAPTIONS
+    )
+    # Automation follows data versions: changed pairs retrain on the next tick.
     next_tick = dg.evaluate_automation_conditions(
         defs=pipeline.defs, instance=pipeline.instance, cursor=after_edit.cursor
     )
