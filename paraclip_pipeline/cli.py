@@ -35,6 +35,7 @@ def run_demo(settings: Settings) -> int:
     prepare_dagster_home(layout.dagster_home, settings.llm_pool_limit)
     from paraclip_pipeline.definitions import defs
     from paraclip_pipeline.defs.partitions import caption_shards
+    from paraclip_pipeline.lineage.shard_status import quarantine_observations
     from paraclip_pipeline.sources import discover_shards
 
     instance = DagsterInstance.get()
@@ -56,7 +57,10 @@ def run_demo(settings: Settings) -> int:
         print(f"shard {key}: {'ok' if result.success else 'FAILED'} (run {result.run_id})")
         if not result.success:
             failed.append(key)
-    if len(failed) == len(keys):
+    for key, (_, reason) in sorted(quarantine_observations(instance, keys).items()):
+        print(f"shard {key}: quarantined, left out of training: {reason}")
+        failed.append(key)
+    if len(set(failed)) == len(keys):
         print("every shard failed; see the run logs with `paraclip ui`", file=sys.stderr)
         return 1
     training = defs.resolve_job_def("training_job").execute_in_process(
@@ -68,7 +72,7 @@ def run_demo(settings: Settings) -> int:
     report = training.asset_materializations_for_node(BENCHMARK_REPORT)[-1].metadata
     print(f"\ndemo finished in {time.perf_counter() - started:.0f} s")
     if failed:
-        print(f"shards that failed (others were used): {', '.join(failed)}")
+        print(f"shards left out (others were used): {', '.join(sorted(set(failed)))}")
     print(f"report:     {report['report_markdown'].value}")
     print(f"html:       {report['report_html'].value}")
     print(f"checkpoint: {report['checkpoint_dir'].value}")
