@@ -1,5 +1,5 @@
-"""``paraclip``: run the demo, serve the UI, trace a checkpoint back to its captions, score a
-model on the public benchmarks and download them."""
+"""``paraclip``: run the demo, serve the UI, trace a checkpoint back to its captions, list or
+retire shard partitions, score a model on the public benchmarks and download them."""
 
 from __future__ import annotations
 
@@ -20,8 +20,11 @@ OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_
 
 
 def _offline() -> None:
+    from paraclip_pipeline.quiet import silence_model_chatter
+
     for key, value in OFFLINE_ENV.items():
         os.environ.setdefault(key, value)
+    silence_model_chatter()
 
 
 def describe_data(location: str, shards: Sequence[Any]) -> str:
@@ -62,6 +65,7 @@ def run_demo(settings: Settings) -> int:
     prepare_dagster_home(layout.dagster_home, settings.llm_pool_limit)
     from paraclip_pipeline.definitions import defs
     from paraclip_pipeline.defs.partitions import caption_shards
+    from paraclip_pipeline.lineage.shard_status import quarantine_observations
     from paraclip_pipeline.sources import discover_shards
 
     instance = DagsterInstance.get()
@@ -87,7 +91,10 @@ def run_demo(settings: Settings) -> int:
         else:
             print(f"shard {key}: FAILED (run {result.run_id})")
             failed.append(key)
-    if len(failed) == len(keys):
+    for key, (_, reason) in sorted(quarantine_observations(instance, keys).items()):
+        print(f"shard {key}: quarantined, left out of training: {reason}")
+        failed.append(key)
+    if len(set(failed)) == len(keys):
         print("every shard failed; see the run logs with `paraclip ui`", file=sys.stderr)
         return 1
     training = defs.resolve_job_def("training_job").execute_in_process(
@@ -99,7 +106,7 @@ def run_demo(settings: Settings) -> int:
     report = training.asset_materializations_for_node(BENCHMARK_REPORT)[-1].metadata
     print(f"\ndemo finished in {time.perf_counter() - started:.0f} s")
     if failed:
-        print(f"shards that failed (others were used): {', '.join(failed)}")
+        print(f"shards left out (others were used): {', '.join(sorted(set(failed)))}")
     print(f"report:     {report['report_markdown'].value}")
     print(f"html:       {report['report_html'].value}")
     print(f"checkpoint: {report['checkpoint_dir'].value}")
@@ -156,6 +163,52 @@ def run_lineage(
     return 0
 
 
+def run_shards(settings: Settings, action: str, key: str | None) -> int:
+    from dagster import DagsterInstance
+
+    from paraclip_pipeline.defs.filtering import filtered_pairs_code_version
+    from paraclip_pipeline.filtering.rules import load_rules
+    from paraclip_pipeline.instance import prepare_dagster_home
+    from paraclip_pipeline.lineage.shards_command import list_shards, retire_shard
+
+    prepare_dagster_home(StorageLayout(settings.storage_root).dagster_home, settings.llm_pool_limit)
+    instance = DagsterInstance.get()
+    if action == "retire":
+        assert key is not None  # argparse requires it
+        return retire_shard(instance, key, settings.shards_location)
+    rules_version = filtered_pairs_code_version(load_rules(settings.filter_rules_path))
+    print(list_shards(instance, rules_version))
+    return 0
+
+
+def run_checkpoints(settings: Settings, args: argparse.Namespace) -> int:
+    from paraclip_pipeline import retention
+    from paraclip_pipeline.lineage.query import LineageError, resolve_checkpoint_dir
+
+    layout = StorageLayout(settings.storage_root)
+    if args.checkpoints_command == "prune":
+        print(retention.prune_checkpoints(layout, args.keep or settings.keep_checkpoints).summary())
+        return 0
+    if args.checkpoints_command == "list":
+        pinned = retention.pinned(layout)
+        for directory in retention.checkpoints(layout):
+            size = retention.directory_bytes(directory) / 1e6
+            mark = "  pinned" if directory.resolve() in pinned else ""
+            print(f"{directory.name}  {size:.1f} MB{mark}")
+        return 0
+    try:
+        directory = resolve_checkpoint_dir(args.run, layout)
+    except LineageError as error:
+        print(f"paraclip checkpoints: {error}", file=sys.stderr)
+        return 2
+    if args.checkpoints_command == "pin":
+        retention.pin(directory)
+    else:
+        retention.unpin(directory)
+    print(f"{args.checkpoints_command}ned {directory}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="paraclip", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -172,6 +225,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="add run ids and metadata from Dagster's event log for this shard (repeatable)",
     )
     lineage.add_argument("--json", action="store_true", help="machine-readable output")
+    shards = commands.add_parser("shards", help="list shard partitions with status, or retire one")
+    shard_commands = shards.add_subparsers(dest="shards_command", required=True)
+    shard_commands.add_parser("list", help="each shard: ok, quarantined, checks_failed, ...")
+    retire = shard_commands.add_parser("retire", help="delete a shard's partition")
+    retire.add_argument("key")
+    checkpoints = commands.add_parser("checkpoints", help="list, prune, pin or unpin checkpoints")
+    checkpoint_commands = checkpoints.add_subparsers(dest="checkpoints_command", required=True)
+    checkpoint_commands.add_parser("list", help="newest first, with size and pin")
+    prune = checkpoint_commands.add_parser(
+        "prune", help="keep the newest N (PARACLIP_KEEP_CHECKPOINTS) and the pinned ones"
+    )
+    prune.add_argument("--keep", type=int, help="override the setting")
+    for verb in ("pin", "unpin"):
+        checkpoint_commands.add_parser(verb).add_argument("run", help="run id or unique prefix")
     _add_public_benchmark_commands(commands)
     return parser
 
@@ -228,6 +295,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_demo(settings)
     if args.command == "ui":
         return run_ui(settings, args.host, args.port)
+    if args.command == "checkpoints":
+        return run_checkpoints(settings, args)
+    if args.command == "shards":
+        return run_shards(settings, args.shards_command, getattr(args, "key", None))
     if args.command in ("evaluate", "data"):
         from paraclip_pipeline.evaluation.public import command
 

@@ -24,11 +24,16 @@ from paraclip_pipeline.defs.reports import benchmark_report
 from paraclip_pipeline.defs.resources import default_resources
 from paraclip_pipeline.defs.training import image_embeddings, text_encoder_checkpoint
 from paraclip_pipeline.filtering.rules import load_rules
+from paraclip_pipeline.quiet import silence_model_chatter
 from paraclip_pipeline.settings import Settings
 
+# Every run worker imports this module before any model loads.
+silence_model_chatter()
 # Output(data_version=...) is how a per-shard asset reports its content hash; Dagster marks
 # the parameter beta, which is noise in every run log.
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
+# Partitioned asset checks (one result per shard) are a Dagster preview feature.
+warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 
 
 def build_defs(

@@ -29,6 +29,8 @@ LLM_BACKEND_ENV = "PARACLIP_LLM_BACKEND"
 LLM_MODEL_ENV = "PARACLIP_LLM_MODEL"
 LLM_BASE_URL_ENV = "PARACLIP_LLM_BASE_URL"
 LLM_API_KEY_ENV_ENV = "PARACLIP_LLM_API_KEY_ENV"
+KEEP_CHECKPOINTS_ENV = "PARACLIP_KEEP_CHECKPOINTS"
+DEFAULT_KEEP_CHECKPOINTS = 3
 DEFAULT_LLM_POOL_LIMIT = 2
 # A directory laid out like ../shared/data/eval (public benchmarks; `paraclip data download`).
 EVAL_DATA_ENV = "PARACLIP_EVAL_DATA"
@@ -101,6 +103,8 @@ class Settings:
     eval_max_items: int | None = None
     ray_address: str | None = None
     ray_partitions_per_run: int = DEFAULT_RAY_PARTITIONS_PER_RUN
+    # Checkpoints kept besides the pinned ones (retention runs after each training).
+    keep_checkpoints: int = DEFAULT_KEEP_CHECKPOINTS
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -127,6 +131,7 @@ class Settings:
             ray_partitions_per_run=int(
                 _env(RAY_PARTITIONS_PER_RUN_ENV) or DEFAULT_RAY_PARTITIONS_PER_RUN
             ),
+            keep_checkpoints=int(_env(KEEP_CHECKPOINTS_ENV) or DEFAULT_KEEP_CHECKPOINTS),
         )
 
 

@@ -4,6 +4,8 @@ All are on by default under ``dagster dev`` so a new shard dropped into the shar
 location flows through the whole graph without anyone clicking.
 """
 
+from dataclasses import replace
+
 import dagster as dg
 
 from paraclip_pipeline.asset_names import FILTERED_PAIRS
@@ -18,6 +20,7 @@ from paraclip_pipeline.lineage.event_log import (
     latest_partition_versions,
     latest_storage_id,
 )
+from paraclip_pipeline.lineage.shard_status import quarantine_observations
 from paraclip_pipeline.sources.changes import ScanCursor, scan_for_changes
 
 FILTERED_PAIRS_KEY = dg.AssetKey(FILTERED_PAIRS)
@@ -48,7 +51,10 @@ training_job = dg.define_asset_job(
     job=shard_job,
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Registers new caption shards as partitions and runs changed or new shards.",
+    description=(
+        "Registers new caption shards as partitions, runs changed or new shards, retires the "
+        "partitions of removed shard files and reports each quarantined shard once."
+    ),
 )
 def new_shard_sensor(
     context: dg.SensorEvaluationContext, shard_source: ShardSourceResource
@@ -65,19 +71,41 @@ def new_shard_sensor(
         recorded_hashes=recorded_hashes,
         cursor=ScanCursor.parse(context.cursor),
     )
-    for name, reason in scan.rejected:
+    for name, reason in scan.newly_rejected:
         context.log.warning(f"ignoring shard {name!r}: {reason}")
+    cursor = _report_quarantines(context, scan.cursor, set(scan.removed))
+    for key in scan.removed:
+        context.log.info(f"retiring shard {key}: its file is gone from {shard_source.location}")
     new_keys = [shard.key for shard, *_ in scan.new]
+    partition_requests: list[dg.AddDynamicPartitionsRequest | dg.DeleteDynamicPartitionsRequest]
+    partition_requests = [caption_shards.build_add_request(new_keys)] if new_keys else []
+    if scan.removed:
+        partition_requests.append(caption_shards.build_delete_request(scan.removed))
     return dg.SensorResult(
         run_requests=[
             dg.RunRequest(run_key=f"{shard.key}:{content_hash}:{mtime_ns}", partition_key=shard.key)
             for shard, content_hash, mtime_ns in scan.due
         ],
-        dynamic_partitions_requests=[caption_shards.build_add_request(new_keys)]
-        if new_keys
-        else [],
-        cursor=scan.cursor.serialize(),
+        dynamic_partitions_requests=partition_requests,
+        cursor=cursor.serialize(),
     )
+
+
+def _report_quarantines(
+    context: dg.SensorEvaluationContext, cursor: ScanCursor, retiring: set[str]
+) -> ScanCursor:
+    """Log each new quarantine once (the cursor keeps the newest storage id reported)."""
+    quarantined = quarantine_observations(context.instance)
+    newest = cursor.quarantine_storage_id
+    for key, (storage_id, reason) in sorted(quarantined.items()):
+        if storage_id <= cursor.quarantine_storage_id or key in retiring:
+            continue
+        newest = max(newest, storage_id)
+        context.log.warning(
+            f"shard {key} is quarantined (left out of training): {reason}. Fix the file to "
+            f"retry it, remove it to retire the partition, or `paraclip shards retire {key}`."
+        )
+    return replace(cursor, quarantine_storage_id=newest)
 
 
 def refresh_requests(
@@ -88,8 +116,12 @@ def refresh_requests(
     raw = latest_partition_versions(instance, raw_captions.key)
     pairs = latest_partition_records(instance, FILTERED_PAIRS_KEY)
     embeddings = latest_partition_versions(instance, image_embeddings.key)
+    # A quarantined shard reruns when its file changes (the sensor), not every night.
+    quarantined = quarantine_observations(instance)
     requests = []
     for shard in shards:
+        if shard in quarantined:
+            continue
         pair = pairs.get(shard)
         embedding = embeddings.get(shard)
         source = raw.get(shard)

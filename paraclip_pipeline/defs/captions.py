@@ -2,6 +2,7 @@
 
 import itertools
 from collections import Counter
+from collections.abc import Iterator
 
 import dagster as dg
 import pyarrow as pa
@@ -13,6 +14,7 @@ from paraclip_pipeline.defs.metadata import report_unusable_images, table_previe
 from paraclip_pipeline.defs.partitions import caption_shards
 from paraclip_pipeline.defs.resources import ShardSourceResource, StorageResource
 from paraclip_pipeline.distributed import ENGINE_IN_PROCESS
+from paraclip_pipeline.lineage.shard_status import QUARANTINE_REASON_KEY, QUARANTINE_RUN_TAG
 from paraclip_pipeline.storage import ParquetTable, parquet_stream
 
 CAPTIONS_GROUP = "captions"
@@ -27,18 +29,25 @@ IMAGE_PROBLEM_EXAMPLES = 20
     code_version="raw_captions-v2",
     kinds={"parquet"},
     tags={"paraclip/stage": "ingest"},
+    # A bad shard is quarantined: no output, so the run succeeds and skips the rest.
+    output_required=False,
 )
 def raw_captions(
     context: dg.AssetExecutionContext,
     shard_source: ShardSourceResource,
     storage: StorageResource,
-) -> dg.Output[ParquetTable]:
+) -> Iterator[dg.Output[ParquetTable]]:
     """Caption rows of one shard (LAION Parquet, JSONL or captions.txt + img_ids.txt).
 
     Read and written in record batches (``storage.batch_rows`` rows), so a LAION-size
     shard never sits in memory. The data version is the shard file's content hash, so an
     unchanged shard never makes anything downstream stale. Image paths that cannot be
     used are counted by reason in ``unusable_images`` and logged once as a warning event.
+
+    A shard that cannot be read is QUARANTINED, not failed: the reason is recorded as an
+    observation of this partition (its page in the UI), as a run tag and as one warning;
+    nothing downstream runs for it and training leaves it out, while every other shard
+    keeps flowing. Fixing the file (new content hash) makes the sensor retry it.
     """
     from paraclip_pipeline.sources import IMAGE_PATH_PROBLEMS, ShardReadError, shard_content_hash
 
@@ -62,12 +71,11 @@ def raw_captions(
                 room = IMAGE_PROBLEM_EXAMPLES - len(examples)
                 examples.extend(str(problem) for problem in problems[:room])
     except ShardReadError as error:
-        # A bad shard fails its own partition only, with the reader's message, and no retry:
-        # the same bytes would fail the same way.
-        raise dg.Failure(description=str(error), allow_retries=False) from error
+        _quarantine(context, str(error), shard_content_hash(shard))
+        return
     assert head is not None  # an empty shard raised ShardReadError
     content_hash = shard_content_hash(shard)
-    return dg.Output(
+    yield dg.Output(
         ParquetTable(str(target)),
         data_version=dg.DataVersion(content_hash),
         metadata={
@@ -83,3 +91,16 @@ def raw_captions(
             **report_unusable_images(context, dict(problem_counts), examples),
         },
     )
+
+
+def _quarantine(context: dg.AssetExecutionContext, reason: str, content_hash: str) -> None:
+    context.log_event(
+        dg.AssetObservation(
+            asset_key=context.asset_key,
+            partition=context.partition_key,
+            metadata={QUARANTINE_REASON_KEY: reason, "content_sha256": content_hash},
+        )
+    )
+    # Run tags are plain strings shown in the runs list; keep them short.
+    context.instance.add_run_tags(context.run_id, {QUARANTINE_RUN_TAG: reason[:200]})
+    context.log.warning(f"shard {context.partition_key} quarantined: {reason}")

@@ -12,13 +12,23 @@ import dagster as dg
 import pyarrow as pa
 
 from paraclip_pipeline import schema
-from paraclip_pipeline.asset_names import FILTERED_PAIRS, FILTERED_PAIRS_REJECTED
+from paraclip_pipeline.asset_names import (
+    FILTERED_PAIRS,
+    FILTERED_PAIRS_REJECTED,
+    NO_NULL_TEXT_CHECK,
+    PASS_RATE_CHECK,
+    SCHEMA_CHECK,
+    UNIQUE_IDS_CHECK,
+)
+from paraclip_pipeline.defs import conditions
 from paraclip_pipeline.defs.metadata import records_table, table_preview
 from paraclip_pipeline.defs.partitions import caption_shards
+from paraclip_pipeline.defs.progress import heartbeat
 from paraclip_pipeline.defs.resources import SentenceEncoderResource, StorageResource
 from paraclip_pipeline.distributed import ENGINE_IN_PROCESS
 from paraclip_pipeline.filtering.rules import RuleSet, load_rules
 from paraclip_pipeline.lineage.event_log import stale_code_version_partitions
+from paraclip_pipeline.lineage.shard_status import quarantine_observations
 from paraclip_pipeline.storage import ParquetTable
 
 if TYPE_CHECKING:
@@ -28,10 +38,6 @@ FILTER_GROUP = "filtering"
 FILTER_LOGIC_VERSION = "filter-v1"
 PREVIEW_ROWS = 5
 
-SCHEMA_CHECK = "schema_matches"
-NO_NULL_TEXT_CHECK = "no_null_text"
-UNIQUE_IDS_CHECK = "unique_caption_ids"
-PASS_RATE_CHECK = "pass_rate_within_bounds"
 RULES_CURRENT_CHECK = "built_with_current_rules"
 
 
@@ -40,7 +46,15 @@ def filtered_pairs_code_version(rules: RuleSet) -> str:
 
 
 def _blocking(name: str, description: str) -> dg.AssetCheckSpec:
-    return dg.AssetCheckSpec(name, asset=FILTERED_PAIRS, blocking=True, description=description)
+    # Partitioned like the asset, so the UI shows each shard's result and training can ask
+    # whether a shard's latest output passed.
+    return dg.AssetCheckSpec(
+        name,
+        asset=FILTERED_PAIRS,
+        blocking=True,
+        description=description,
+        partitions_def=caption_shards,
+    )
 
 
 def build_filtered_pairs(rules_path: Path) -> dg.AssetsDefinition:
@@ -53,8 +67,7 @@ def build_filtered_pairs(rules_path: Path) -> dg.AssetsDefinition:
         group_name=FILTER_GROUP,
         code_version=filtered_pairs_code_version(rules),
         kinds={"parquet"},
-        automation_condition=dg.AutomationCondition.eager()
-        | dg.AutomationCondition.code_version_changed(),
+        automation_condition=conditions.filtered_pairs_condition(),
         check_specs=[
             _blocking(SCHEMA_CHECK, "Columns and types are those training reads."),
             _blocking(NO_NULL_TEXT_CHECK, "No kept row has a null or empty caption or paraphrase."),
@@ -85,21 +98,22 @@ def build_filtered_pairs(rules_path: Path) -> dg.AssetsDefinition:
         layout, key, batch_rows = storage.layout, context.partition_key, storage.batch_rows
         kept_path = layout.partition_file(FILTERED_PAIRS, key)
         rejected_path = layout.partition_file(FILTERED_PAIRS_REJECTED, key)
-        encoder = sentence_encoder.load() if rules.needs_encoder else None
         pairs = paired_batches(
             stage2_paraphrases.batches(batch_rows),
             raw_captions.batches(batch_rows, [schema.CAPTION_ID, schema.NSFW, schema.INPUT_ISSUE]),
         )
         layout.scratch_dir.mkdir(parents=True, exist_ok=True)
-        outcome = stream_filter_rules(
-            pairs,
-            rules,
-            encoder,
-            kept_target=kept_path,
-            rejected_target=rejected_path,
-            batch_rows=batch_rows,
-            work_dir=layout.scratch_dir,
-        )
+        with heartbeat(context.log.info, f"filtering shard {key}"):
+            encoder = sentence_encoder.load() if rules.needs_encoder else None
+            outcome = stream_filter_rules(
+                pairs,
+                rules,
+                encoder,
+                kept_target=kept_path,
+                rejected_target=rejected_path,
+                batch_rows=batch_rows,
+                work_dir=layout.scratch_dir,
+            )
         head = next(ParquetTable(str(kept_path)).batches(PREVIEW_ROWS), None)
         yield dg.Output(
             ParquetTable(str(kept_path)),
@@ -179,9 +193,17 @@ def build_rules_current_check(code_version: str) -> dg.AssetChecksDefinition:
     def filtered_pairs_built_with_current_rules(
         context: dg.AssetCheckExecutionContext,
     ) -> dg.AssetCheckResult:
-        stale = stale_code_version_partitions(
-            context.instance, dg.AssetKey(FILTERED_PAIRS), code_version
-        )
+        # Only registered shards that can be refiltered: a retired partition (file gone) or
+        # a quarantined one (no usable input) is no stale alarm anyone can act on.
+        registered = set(context.instance.get_dynamic_partitions(caption_shards.name))
+        quarantined = quarantine_observations(context.instance)
+        stale = [
+            key
+            for key in stale_code_version_partitions(
+                context.instance, dg.AssetKey(FILTERED_PAIRS), code_version
+            )
+            if key in registered and key not in quarantined
+        ]
         return dg.AssetCheckResult(
             passed=not stale,
             severity=dg.AssetCheckSeverity.WARN,

@@ -14,8 +14,10 @@ import pyarrow as pa
 
 from paraclip_pipeline import schema
 from paraclip_pipeline.asset_names import RAW_CAPTIONS, STAGE1_PARAPHRASES, STAGE2_PARAPHRASES
+from paraclip_pipeline.defs import conditions
 from paraclip_pipeline.defs.metadata import table_preview
 from paraclip_pipeline.defs.partitions import caption_shards
+from paraclip_pipeline.defs.progress import heartbeat
 from paraclip_pipeline.defs.resources import ParaphraserResource, StorageResource
 from paraclip_pipeline.distributed import ENGINE_IN_PROCESS
 from paraclip_pipeline.paraphrase.config import CO_CAPTIONS
@@ -53,13 +55,16 @@ def _run_stage(
     text_column = schema.PARAPHRASE_1 if stage == 1 else schema.PARAPHRASE_2
     statuses: Counter[str] = Counter()
     head: pa.Table | None = None
-    with StageRun(
-        stage=stage,
-        config=config,
-        cache_dir=storage.layout.paraphrase_cache_dir,
-        backend=backend,
-        log=context.log.info,
-    ) as run:
+    with (
+        heartbeat(context.log.info, f"paraphrase step {stage}") as progress,
+        StageRun(
+            stage=stage,
+            config=config,
+            cache_dir=storage.layout.paraphrase_cache_dir,
+            backend=backend,
+            log=progress,
+        ) as run,
+    ):
         with parquet_stream(target, output_schema) as writer:
             for batch in rows.batches(storage.batch_rows, columns):
                 table = run.process(pa.Table.from_batches([batch]))
@@ -100,7 +105,7 @@ def _paraphrase_asset(
         code_version=f"stage{stage}-v1",
         pool=LLM_POOL,
         kinds={"parquet"},
-        automation_condition=dg.AutomationCondition.eager(),
+        automation_condition=conditions.per_shard(),
         description=description,
     )
     def paraphrase_step(

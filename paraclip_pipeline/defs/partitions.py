@@ -2,7 +2,9 @@
 
 import dagster as dg
 
-caption_shards = dg.DynamicPartitionsDefinition(name="caption_shards")
+from paraclip_pipeline.asset_names import CAPTION_SHARDS
+
+caption_shards = dg.DynamicPartitionsDefinition(name=CAPTION_SHARDS)
 
 # Training and the report read every shard's partition at once.
 ALL_SHARDS = dg.AssetIn(

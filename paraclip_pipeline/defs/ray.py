@@ -184,9 +184,10 @@ def _materialization(
 def _batch_checks(records: list[ShardRecord], settings: Settings) -> list[dg.AssetCheckResult]:
     """filtered_pairs' blocking checks over the batch: a check result has no partition in
     Dagster, so each check passes only if it passes on every shard, naming those it fails on."""
-    import pyarrow.parquet as pq
+    from pathlib import Path
 
     from paraclip_pipeline.filtering.rules import load_rules
+    from paraclip_pipeline.filtering.stream import kept_quality
 
     bounds = load_rules(settings.filter_rules_path).pass_rate_bounds
     failing: dict[str, list[str]] = {}
@@ -195,8 +196,8 @@ def _batch_checks(records: list[ShardRecord], settings: Settings) -> list[dg.Ass
         if record["error"]:
             continue
         metadata = json.loads(record["metadata_json"])
-        kept = pq.read_table(record["path"])
-        for result in check_filtered_pairs(kept, metadata["pass_rate"], bounds):
+        quality = kept_quality(Path(record["path"]))
+        for result in check_filtered_pairs(quality, metadata["pass_rate"], bounds):
             name = result.check_name or ""
             if name not in names:
                 names.append(name)

@@ -9,7 +9,11 @@ import pyarrow.compute as pc
 
 from paraclip_pipeline import schema
 from paraclip_pipeline.asset_names import FILTERED_PAIRS, TEXT_ENCODER_CHECKPOINT
+from paraclip_pipeline.defs import conditions
+from paraclip_pipeline.defs.eligibility import EXCLUDED_COLUMNS, excluded_summary, select_trainable
+from paraclip_pipeline.defs.metadata import records_table
 from paraclip_pipeline.defs.partitions import ALL_SHARDS
+from paraclip_pipeline.defs.progress import heartbeat
 from paraclip_pipeline.defs.report_checks import RESULTS_METADATA_KEY
 from paraclip_pipeline.defs.resources import ClipModelResource, EvaluationResource, StorageResource
 from paraclip_pipeline.defs.training import CHECKPOINT_DIR_KEY, SEED_CHECKPOINTS_KEY, SEED_KEY
@@ -40,7 +44,7 @@ def _latest_checkpoints(instance: dg.DagsterInstance) -> list[tuple[int | None, 
     kinds={"html", "markdown"},
     deps=[CHECKPOINT_KEY],
     ins={FILTERED_PAIRS: ALL_SHARDS},
-    automation_condition=dg.AutomationCondition.eager(),
+    automation_condition=conditions.report_condition(),
 )
 def benchmark_report(
     context: dg.AssetExecutionContext,
@@ -68,9 +72,14 @@ def benchmark_report(
 
     checkpoints = _latest_checkpoints(context.instance)
     checkpoint_dir = checkpoints[0][1]
+    # Every loaded shard counts for the leakage check; only the trainable ones are scored.
     pairs = pa.concat_tables(filtered_pairs[shard] for shard in sorted(filtered_pairs))
+    scored, excluded = select_trainable(context, filtered_pairs)
+    if not scored:
+        raise dg.Failure("no shard may be evaluated: " + excluded_summary(excluded))
+    heldout = pa.concat_tables(scored[shard] for shard in sorted(scored))
     # Only the test split is scored; validation is for choosing settings.
-    heldout = pairs.filter(pc.equal(pairs[schema.SPLIT], schema.TEST))
+    heldout = heldout.filter(pc.equal(heldout[schema.SPLIT], schema.TEST))
     for _, seed_dir in checkpoints:
         trained_ids = read_trained_caption_ids(seed_dir, read_manifest(seed_dir))
         refuse_leaked_checkpoint(seed_dir.name, trained_ids, pairs, heldout)
@@ -81,35 +90,38 @@ def benchmark_report(
         coco_dir=Path(evaluation.coco_dir) if evaluation.coco_dir else None,
         rank_k=evaluation.rank_k,
     )
-    baseline_model = clip_model.load()
-    finetuned_models = [clip_model.load(checkpoint=seed_dir) for _, seed_dir in checkpoints]
-    baseline = run_suite(baseline_model, config, heldout)
-    seed_results = [run_suite(model, config, heldout) for model in finetuned_models]
-    finetuned = seed_results[0] if len(seed_results) == 1 else mean_suite(seed_results)
     public = None
     public_context: dict[str, str] = {}
     public_seconds = 0.0
-    if evaluation.eval_data_dir:
-        selection = Selection(tuple(evaluation.eval_files or ()), evaluation.eval_max_items)
-        started = time.perf_counter()
-        public = run_public_benchmarks(
-            Path(evaluation.eval_data_dir),
-            finetuned_models,
-            cacheable_clip(baseline_model)
-            if evaluation.cache_baseline_embeddings
-            else baseline_model,
-            seeds=[seed for seed, _ in checkpoints],
-            resamples=evaluation.bootstrap_resamples,
-            progress=context.log.info,
-            selection=selection,
-            cache=EmbeddingCache(storage.layout.root),
-        )
-        public_seconds = time.perf_counter() - started
-        public_context = {
-            "public benchmark selection": selection.describe(),
-            "public benchmark files scored": files_scored(public),
-            "public benchmark time": f"{public_seconds:.0f} s",
-        }
+    with heartbeat(context.log.info, "evaluation") as progress:
+        baseline_model = clip_model.load()
+        finetuned_models = [clip_model.load(checkpoint=seed_dir) for _, seed_dir in checkpoints]
+        progress("evaluating the baseline")
+        baseline = run_suite(baseline_model, config, heldout)
+        progress(f"evaluating the fine-tuned checkpoint ({len(finetuned_models)} seed(s))")
+        seed_results = [run_suite(model, config, heldout) for model in finetuned_models]
+        finetuned = seed_results[0] if len(seed_results) == 1 else mean_suite(seed_results)
+        if evaluation.eval_data_dir:
+            selection = Selection(tuple(evaluation.eval_files or ()), evaluation.eval_max_items)
+            started = time.perf_counter()
+            public = run_public_benchmarks(
+                Path(evaluation.eval_data_dir),
+                finetuned_models,
+                cacheable_clip(baseline_model)
+                if evaluation.cache_baseline_embeddings
+                else baseline_model,
+                seeds=[seed for seed, _ in checkpoints],
+                resamples=evaluation.bootstrap_resamples,
+                progress=progress,
+                selection=selection,
+                cache=EmbeddingCache(storage.layout.root),
+            )
+            public_seconds = time.perf_counter() - started
+            public_context = {
+                "public benchmark selection": selection.describe(),
+                "public benchmark files scored": files_scored(public),
+                "public benchmark time": f"{public_seconds:.0f} s",
+            }
     notes = []
     if get_profile(clip_model.profile).pretrained is None:
         notes.append(
@@ -132,6 +144,7 @@ def benchmark_report(
                 f"{term} {why}" for term, why in manifest.get("losses", {}).items()
             )
             or "not recorded",
+            "shards left out": excluded_summary(excluded),
             "public benchmark data": evaluation.eval_data_dir or "not set (PARACLIP_EVAL_DATA)",
             **public_context,
         },
@@ -146,6 +159,7 @@ def benchmark_report(
             CHECKPOINT_DIR_KEY: dg.MetadataValue.path(str(checkpoint_dir)),
             **({"seeds": len(checkpoints)} if len(checkpoints) > 1 else {}),
             "heldout_pairs": len(heldout),
+            "excluded_shards": records_table(excluded, EXCLUDED_COLUMNS),
             "public_benchmark_scores": len(public or []),
             **({"public_benchmark_time_s": round(public_seconds, 1)} if public else {}),
             "summary": dg.MetadataValue.md(files.summary_table_markdown),

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Literal
 
 import dagster as dg
 
-from paraclip_pipeline.settings import Settings
+from paraclip_pipeline.settings import DEFAULT_KEEP_CHECKPOINTS, Settings
 from paraclip_pipeline.storage import StorageLayout
 
 if TYPE_CHECKING:  # the plain modules load lazily, when a run first needs them
@@ -28,6 +28,8 @@ class StorageResource(dg.ConfigurableResource):
 
     root: str
     batch_rows: int = 1 << 16
+    # Newest checkpoints kept after each training, besides pinned ones (PARACLIP_KEEP_CHECKPOINTS).
+    keep_checkpoints: int = DEFAULT_KEEP_CHECKPOINTS
 
     @property
     def layout(self) -> StorageLayout:
@@ -197,7 +199,9 @@ def default_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
 
     return {
         "io_manager": ArrowParquetIOManagerResource(root=str(settings.storage_root)),
-        "storage": StorageResource(root=str(settings.storage_root)),
+        "storage": StorageResource(
+            root=str(settings.storage_root), keep_checkpoints=settings.keep_checkpoints
+        ),
         "shard_source": ShardSourceResource(
             location=settings.shards_location,
             image_root=str(settings.image_root) if settings.image_root else None,

@@ -3,6 +3,7 @@
 import base64
 import io
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -12,8 +13,16 @@ import pyarrow.compute as pc
 
 from paraclip_pipeline import schema
 from paraclip_pipeline.asset_names import FILTERED_PAIRS, IMAGE_EMBEDDINGS
+from paraclip_pipeline.defs import conditions
+from paraclip_pipeline.defs.eligibility import (
+    EXCLUDED_COLUMNS,
+    excluded_summary,
+    inputs_fingerprint,
+    select_trainable,
+)
 from paraclip_pipeline.defs.metadata import records_table, report_unusable_images
 from paraclip_pipeline.defs.partitions import ALL_SHARDS, caption_shards
+from paraclip_pipeline.defs.progress import heartbeat
 from paraclip_pipeline.defs.resources import (
     ClipModelResource,
     RayResource,
@@ -25,8 +34,7 @@ from paraclip_pipeline.lineage.manifest import ShardRows, shard_inputs
 from paraclip_pipeline.storage import ParquetTable, table_fingerprint
 
 if TYPE_CHECKING:  # torch-heavy modules load when a run first needs them
-    from paraclip_pipeline.modeling.profiles import ModelProfile
-    from paraclip_pipeline.training.config import TrainConfig
+    from paraclip_pipeline.retention import PruneResult
     from paraclip_pipeline.training.loop import TrainResult
 
 MODEL_GROUP = "model"
@@ -43,6 +51,7 @@ IMAGE_EMBEDDING_INPUTS = [
     schema.IMAGE_EMBEDDING,
     schema.IMAGE_EMBEDDING_MODEL,
 ]
+INPUTS_FINGERPRINT = "inputs_fingerprint"
 
 
 @dg.asset(
@@ -50,7 +59,7 @@ IMAGE_EMBEDDING_INPUTS = [
     group_name=MODEL_GROUP,
     code_version="image-embeddings-v1",
     kinds={"pytorch", "parquet"},
-    automation_condition=dg.AutomationCondition.eager(),
+    automation_condition=conditions.per_shard(),
 )
 def image_embeddings(
     context: dg.AssetExecutionContext, raw_captions: ParquetTable, clip_model: ClipModelResource
@@ -70,8 +79,9 @@ def image_embeddings(
         image_embedding_stats,
     )
 
-    clip = clip_model.load()
-    table = compute_image_embeddings(raw_captions.read(IMAGE_EMBEDDING_INPUTS), clip)
+    with heartbeat(context.log.info, f"image embeddings of shard {context.partition_key}"):
+        clip = clip_model.load()
+        table = compute_image_embeddings(raw_captions.read(IMAGE_EMBEDDING_INPUTS), clip)
     stats = image_embedding_stats(table)
     return dg.Output(
         table,
@@ -137,7 +147,9 @@ def _loss_plot_markdown(loss_history: list[dict[str, float]]) -> str:
     code_version="checkpoint-v1",
     kinds={"pytorch", "safetensors"},
     ins={FILTERED_PAIRS: ALL_SHARDS, IMAGE_EMBEDDINGS: ALL_SHARDS},
-    automation_condition=dg.AutomationCondition.eager(),
+    automation_condition=conditions.all_shards(),
+    # No new materialization when the trainable inputs equal the last checkpoint's.
+    output_required=False,
 )
 def text_encoder_checkpoint(
     context: dg.AssetExecutionContext,
@@ -147,62 +159,96 @@ def text_encoder_checkpoint(
     training: TrainingResource,
     storage: StorageResource,
     ray: RayResource,
-) -> dg.MaterializeResult:
+) -> Iterator[dg.MaterializeResult]:
     """Text tower fine-tuned with the three ParaCLIP losses; the image tower stays frozen.
 
     ``training.nproc`` ranks: 1 trains here, N > 1 with torchrun here, or, with Ray
     configured, on N Ray Train workers (same loop, same checkpoint). With ``seeds`` in the
     training config, one checkpoint per seed, one after the other; the metadata's
-    ``checkpoint_dir`` is the first seed's and ``seed_checkpoints`` lists them all."""
-    from paraclip_pipeline.modeling.profiles import get_profile
-    from paraclip_pipeline.training.loop import train_text_encoder
+    ``checkpoint_dir`` is the first seed's and ``seed_checkpoints`` lists them all.
 
+    Trains only on shards whose latest filtered_pairs passed its blocking checks with the
+    loaded rules; the rest are listed with their reason under ``excluded`` in the manifest.
+    """
+    from paraclip_pipeline.modeling.profiles import get_profile
+    from paraclip_pipeline.training.distributed import write_job
+    from paraclip_pipeline.training.loop import TrainResult, train_text_encoder
+
+    filtered_pairs, excluded = select_trainable(context, filtered_pairs)
     if not filtered_pairs:
-        raise dg.Failure("no filtered_pairs partition is materialized: nothing to train on")
+        raise dg.Failure(
+            "no shard may train: "
+            + (excluded_summary(excluded) if excluded else "no filtered_pairs partition yet")
+        )
     inputs = _shard_inputs(context.instance, filtered_pairs)
+    config = training.config()
+    fingerprint = inputs_fingerprint(inputs, config.model_dump(mode="json"), clip_model.profile)
+    previous = _previous_checkpoint(context.instance)
+    if previous and previous[0] == fingerprint and previous[1].exists():
+        context.log.info(
+            f"training inputs unchanged since checkpoint {previous[1]}: nothing to retrain"
+        )
+        return
     pairs = pa.concat_tables(filtered_pairs[shard] for shard in sorted(filtered_pairs))
     embeddings = pa.concat_tables(
         image_embeddings[shard] for shard in sorted(image_embeddings) if shard in filtered_pairs
     )
-    config = training.config()
     profile = get_profile(clip_model.profile)
     results = []
-    for index, seed in enumerate(config.run_seeds):
-        output_dir = seed_checkpoint_dir(
-            storage.layout.checkpoints_dir, context.run_id, seed, index
-        )
-        if len(config.run_seeds) > 1:
-            context.log.info(f"seed {seed} ({index + 1}/{len(config.run_seeds)}): {output_dir}")
-        seed_config = config.for_seed(seed)
-        if ray.enabled:
-            result = _train_with_ray(
-                context, pairs, embeddings, profile, seed_config, output_dir, inputs, ray
+    with heartbeat(context.log.info, "training") as progress:
+        for index, seed in enumerate(config.run_seeds):
+            output_dir = seed_checkpoint_dir(
+                storage.layout.checkpoints_dir, context.run_id, seed, index
             )
-        elif config.nproc > 1:
-            result = _train_with_torchrun(
-                context, pairs, embeddings, profile, seed_config, output_dir, inputs
-            )
-        else:
-            result = train_text_encoder(
-                pairs,
-                embeddings,
-                profile=profile,
-                config=seed_config,
-                output_dir=output_dir,
-                inputs=inputs,
-                log=context.log.info,
-            )
-        results.append(result)
-    primary = results[0]
-    return _checkpoint_result(
-        primary.checkpoint_dir,
-        primary.manifest,
-        primary.metrics,
-        primary.loss_history,
+            if len(config.run_seeds) > 1:
+                progress(f"seed {seed} ({index + 1}/{len(config.run_seeds)}): {output_dir}")
+            # What the checkpoint is trained from and where it goes, whoever trains it.
+            job = {
+                "profile": profile,
+                "config": config.for_seed(seed),
+                "output_dir": output_dir,
+                "inputs": inputs,
+                "excluded": excluded,
+            }
+            if ray.enabled or config.nproc > 1:
+                job_path = write_job(pairs, embeddings, **job)
+                if ray.enabled:
+                    _train_with_ray(context, job_path, config.nproc, ray)
+                else:
+                    _train_with_torchrun(context, job_path, config.nproc)
+                result = TrainResult.from_checkpoint_dir(output_dir)
+            else:
+                result = train_text_encoder(pairs, embeddings, **job, log=progress)
+            results.append(result)
+    from paraclip_pipeline.retention import prune_checkpoints
+
+    pruned = prune_checkpoints(
+        storage.layout,
+        storage.keep_checkpoints,
+        protect=[result.checkpoint_dir for result in results],
+    )
+    context.log.info(f"checkpoint retention: {pruned.summary()}")
+    yield _checkpoint_result(
+        results[0],
         inputs,
+        excluded,
+        fingerprint,
+        pruned,
         ray.engine,
         seed_checkpoints(config.run_seeds, results) if len(results) > 1 else None,
     )
+
+
+def _previous_checkpoint(instance: dg.DagsterInstance) -> tuple[str, Path] | None:
+    """Inputs fingerprint and directory of the latest checkpoint, if it recorded them."""
+    event = instance.get_latest_materialization_event(text_encoder_checkpoint.key)
+    materialization = event.asset_materialization if event else None
+    if materialization is None:
+        return None
+    metadata = materialization.metadata
+    if INPUTS_FINGERPRINT not in metadata or CHECKPOINT_DIR_KEY not in metadata:
+        return None
+    return str(metadata[INPUTS_FINGERPRINT].value), Path(str(metadata[CHECKPOINT_DIR_KEY].value))
 
 
 def seed_checkpoint_dir(checkpoints_dir: Path, run_id: str, seed: int, index: int) -> Path:
@@ -225,20 +271,26 @@ def seed_checkpoints(seeds: tuple[int, ...], results: list["TrainResult"]) -> li
 
 
 def _checkpoint_result(
-    checkpoint_dir: Path,
-    manifest: dict,
-    metrics: dict[str, float],
-    loss_history: list[dict[str, float]],
+    result: "TrainResult",
     inputs: list[dict[str, object]],
+    excluded: list[dict[str, str]],
+    fingerprint: str,
+    pruned: "PruneResult",
     engine: str,
     seeds: list[dict] | None = None,
 ) -> dg.MaterializeResult:
+    manifest, metrics, loss_history = result.manifest, result.metrics, result.loss_history
     several = {SEED_CHECKPOINTS_KEY: dg.MetadataValue.json(seeds)} if seeds else {}
     return dg.MaterializeResult(
         metadata={
             "engine": engine,
-            CHECKPOINT_DIR_KEY: dg.MetadataValue.path(str(checkpoint_dir)),
+            CHECKPOINT_DIR_KEY: dg.MetadataValue.path(str(result.checkpoint_dir)),
             **several,
+            INPUTS_FINGERPRINT: fingerprint,
+            "excluded_shards": records_table(excluded, EXCLUDED_COLUMNS),
+            # Retention after this checkpoint: what was deleted and how much it freed.
+            "checkpoints_removed": len(pruned.removed),
+            "freed_mb": round(pruned.freed_bytes / 1e6, 1),
             "weights_sha256": manifest.get("weights_sha256", ""),
             "shards": len(inputs),
             "train_rows": sum(int(item["train_rows"]) for item in inputs),  # type: ignore[call-overload]
@@ -263,55 +315,28 @@ def _checkpoint_result(
     )
 
 
-def _train_with_torchrun(
-    context: dg.AssetExecutionContext,
-    pairs: pa.Table,
-    embeddings: pa.Table,
-    profile: "ModelProfile",
-    config: "TrainConfig",
-    output_dir: Path,
-    inputs: list[dict[str, object]],
-) -> "TrainResult":
+def _train_with_torchrun(context: dg.AssetExecutionContext, job_path: Path, nproc: int) -> None:
     """Launch ``torchrun --nproc_per_node=N`` through Dagster Pipes; rank 0 reports back."""
-    from paraclip_pipeline.training.distributed import build_torchrun_command, write_job
+    from paraclip_pipeline.training.distributed import build_torchrun_command
 
-    job_path = write_job(
-        pairs, embeddings, profile=profile, config=config, output_dir=output_dir, inputs=inputs
-    )
     client = dg.PipesSubprocessClient()
-    client.run(command=build_torchrun_command(job_path, config.nproc), context=context)
-    from paraclip_pipeline.training.loop import TrainResult
-
-    return TrainResult.from_checkpoint_dir(output_dir)
+    client.run(command=build_torchrun_command(job_path, nproc), context=context)
 
 
 def _train_with_ray(
-    context: dg.AssetExecutionContext,
-    pairs: pa.Table,
-    embeddings: pa.Table,
-    profile: "ModelProfile",
-    config: "TrainConfig",
-    output_dir: Path,
-    inputs: list[dict[str, object]],
-    ray: RayResource,
-) -> "TrainResult":
-    """``config.nproc`` Ray Train workers on the configured cluster; rank 0 writes the checkpoint
+    context: dg.AssetExecutionContext, job_path: Path, nproc: int, ray: RayResource
+) -> None:
+    """``nproc`` Ray Train workers on the configured cluster; rank 0 writes the checkpoint
     to the storage root, which every node must see (shared storage)."""
     from paraclip_pipeline.distributed.ray_train import RayTrainSpec, train_on_ray
-    from paraclip_pipeline.training.distributed import write_job
-    from paraclip_pipeline.training.loop import TrainResult
 
-    job_path = write_job(
-        pairs, embeddings, profile=profile, config=config, output_dir=output_dir, inputs=inputs
-    )
     assert ray.address is not None
     spec = RayTrainSpec(
         address=ray.address,
-        num_workers=config.nproc,
+        num_workers=nproc,
         cpus_per_worker=ray.cpus_per_task,
         gpus_per_worker=ray.gpus_per_task,
         max_failures=ray.max_failures,
     )
     context.log.info(f"training on Ray at {ray.address}: {spec.num_workers} Ray Train worker(s)")
     train_on_ray(job_path, spec)
-    return TrainResult.from_checkpoint_dir(output_dir)

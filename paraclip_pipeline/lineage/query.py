@@ -35,6 +35,8 @@ FILTERED = dg.AssetKey(asset_names.FILTERED_PAIRS)
 STAGE2 = dg.AssetKey(asset_names.STAGE2_PARAPHRASES)
 STAGE1 = dg.AssetKey(asset_names.STAGE1_PARAPHRASES)
 RAW = dg.AssetKey(asset_names.RAW_CAPTIONS)
+IMAGE = dg.AssetKey(asset_names.IMAGE_EMBEDDINGS)
+MISSING = "-"  # how an empty field prints
 DETAIL_ALL_UP_TO = 50  # shards; beyond this, event-log detail only for shards asked about
 
 
@@ -63,6 +65,9 @@ class ShardLineage:
 class CaptionTrace:
     caption_id: str
     shard: str | None
+    source_file: str | None
+    source_row: int | None
+    sample_id: str | None
     raw_text: str | None
     input_issue: str | None
     paraphrase_1: str | None
@@ -71,8 +76,25 @@ class CaptionTrace:
     status_2: str | None
     verdict: str
     split: str | None
+    has_image: bool | None
     trained_in_this_checkpoint: bool
     trained_in: list[str]
+
+    def to_lines(self) -> list[str]:
+        image = MISSING if self.has_image is None else ("yes" if self.has_image else "no")
+        return [
+            f"caption {self.caption_id} (shard {_text(self.shard)})",
+            f"  source       : {_text(self.source_file)} row {_text(self.source_row)}, "
+            f"source id {_text(self.sample_id)}",
+            f"  raw text     : {_quoted(self.raw_text)}"
+            + (f"  [{self.input_issue}]" if self.input_issue else ""),
+            f"  T'  ({_text(self.status_1)}) : {_quoted(self.paraphrase_1)}",
+            f"  T'' ({_text(self.status_2)}) : {_quoted(self.paraphrase_2)}",
+            f"  filter       : {self.verdict}, split={_text(self.split)}",
+            f"  image        : {image}",
+            f"  trained in this checkpoint: {'yes' if self.trained_in_this_checkpoint else 'no'}",
+            "  checkpoints trained on it: " + (", ".join(self.trained_in) or "none"),
+        ]
 
 
 @dataclass
@@ -86,32 +108,36 @@ class LineageReport:
         return json.dumps(asdict(self), indent=2, default=str)
 
     def to_text(self) -> str:
-        lines = [f"checkpoint {self.checkpoint_dir}", f"  weights sha256 {self.weights_sha256}"]
+        lines = [
+            f"checkpoint {self.checkpoint_dir}",
+            f"  weights sha256 {_text(self.weights_sha256)}",
+        ]
         for shard in self.shards:
             lines.append(
-                f"  shard {shard.partition}  rows={shard.rows} train_rows={shard.train_rows}"
+                f"  shard {shard.partition}  rows={_text(shard.rows)} "
+                f"train_rows={_text(shard.train_rows)}"
             )
-            for depth, step in enumerate(shard.steps, start=2):
+            for step in shard.steps:
                 # Run ids and metadata are only looked up for the shards asked about.
                 run = f" run={step.run_id}" if step.run_id else ""
-                extra = "".join(f"  {k}={v}" for k, v in step.detail.items())
+                extra = "".join(f"  {k}={_text(v)}" for k, v in step.detail.items())
+                # image_embeddings feeds training beside the filter chain, not below it.
+                depth = 2 if step.asset == IMAGE.to_user_string() else 2 + shard.steps.index(step)
                 lines.append(
-                    f"{'  ' * depth}<- {step.asset}  storage_id={step.storage_id}{run} "
-                    f"data_version={_short(step.data_version)}{extra}"
+                    f"{'  ' * depth}<- {step.asset}  storage_id={_text(step.storage_id)}{run} "
+                    f"data_version={_text(_short(step.data_version))}{extra}"
                 )
         if self.caption:
-            c = self.caption
-            lines += [
-                f"caption {c.caption_id} (shard {c.shard})",
-                f"  raw text     : {c.raw_text!r}"
-                + (f"  [{c.input_issue}]" if c.input_issue else ""),
-                f"  T'  ({c.status_1}) : {c.paraphrase_1!r}",
-                f"  T'' ({c.status_2}) : {c.paraphrase_2!r}",
-                f"  filter       : {c.verdict}" + (f", split={c.split}" if c.split else ""),
-                f"  trained in this checkpoint: {'yes' if c.trained_in_this_checkpoint else 'no'}",
-                "  checkpoints trained on it: " + (", ".join(c.trained_in) or "none"),
-            ]
+            lines += self.caption.to_lines()
         return "\n".join(lines)
+
+
+def _text(value: object) -> str:
+    return MISSING if value is None or value == "" else str(value)
+
+
+def _quoted(value: str | None) -> str:
+    return MISSING if value is None else repr(value)
 
 
 def _short(value: str | None) -> str | None:
@@ -128,6 +154,18 @@ def resolve_checkpoint_dir(target: str, layout: StorageLayout) -> Path:
     by_run = layout.checkpoints_dir / target
     if (by_run / MANIFEST_FILE).is_file():
         return by_run
+    # The UI shows the first 8 characters of a run id: any unique prefix will do.
+    if target and "/" not in target and "*" not in target and "?" not in target:
+        matches = sorted(
+            path.parent for path in layout.checkpoints_dir.glob(f"{target}*/{MANIFEST_FILE}")
+        )
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            raise LineageError(
+                f"run id prefix {target!r} matches {len(matches)} checkpoints: "
+                + ", ".join(path.name for path in matches)
+            )
     raise LineageError(
         f"{target!r} is neither a checkpoint directory, a manifest.json, nor a run id with a "
         f"checkpoint under {layout.checkpoints_dir}"
@@ -141,7 +179,7 @@ def read_manifest(checkpoint_dir: Path) -> dict[str, Any]:
         raise LineageError(f"cannot read {checkpoint_dir / MANIFEST_FILE}: {error}") from error
 
 
-CHAIN = (FILTERED, STAGE2, STAGE1, RAW)
+CHAIN = (FILTERED, STAGE2, STAGE1, RAW, IMAGE)
 
 
 def _step(asset: dg.AssetKey, item: Mapping[str, Any]) -> Materialization:
@@ -169,7 +207,7 @@ def _add_event_log_detail(instance: dg.DagsterInstance, shards: list[ShardLineag
             step.run_id = record.run_id
             step.detail = {
                 key: str(metadata[key].value)
-                for key in ("source", "rules_hash", "rows", "rows_kept")
+                for key in ("source", "rules_hash", "rows", "rows_kept", "rows_with_image")
                 if key in metadata
             }
 
@@ -179,7 +217,8 @@ def shard_lineage(
     inputs: Sequence[Mapping[str, Any]],
     detail_for: set[str] | None = None,
 ) -> list[ShardLineage]:
-    """The filtered_pairs -> stage2 -> stage1 -> raw_captions chain of every manifest input.
+    """The filtered_pairs -> stage2 -> stage1 -> raw_captions chain of every manifest input,
+    and the image_embeddings it trained with.
 
     ``detail_for`` names the shards to enrich from the event log (all when None).
     """
@@ -215,13 +254,18 @@ def trace_caption(
         )
         return duckdb.execute(query, [[str(f) for f in files], caption_id]).fetchone()
 
-    raw = lookup(asset_names.RAW_CAPTIONS, f"{schema.SHARD}, {schema.TEXT}, {schema.INPUT_ISSUE}")
+    raw = lookup(
+        asset_names.RAW_CAPTIONS,
+        f"{schema.SHARD}, {schema.TEXT}, {schema.INPUT_ISSUE}, {schema.SOURCE_ROW}, "
+        f"{schema.SAMPLE_ID}",
+    )
     if raw is None:
         raise LineageError(f"caption id {caption_id!r} is in no raw_captions partition")
     stage1 = lookup(asset_names.STAGE1_PARAPHRASES, f"{schema.PARAPHRASE_1}, {schema.STATUS_1}")
     stage2 = lookup(asset_names.STAGE2_PARAPHRASES, f"{schema.PARAPHRASE_2}, {schema.STATUS_2}")
     kept = lookup(asset_names.FILTERED_PAIRS, schema.SPLIT)
     rejected = lookup(asset_names.FILTERED_PAIRS_REJECTED, schema.REJECTED_BY)
+    image = lookup(asset_names.IMAGE_EMBEDDINGS, schema.HAS_IMAGE)
     if kept is not None:
         verdict = "kept"
     elif rejected is not None:
@@ -238,6 +282,9 @@ def trace_caption(
     return CaptionTrace(
         caption_id=caption_id,
         shard=raw[0],
+        source_file=None,  # from raw_captions' event-log metadata, filled in by trace()
+        source_row=raw[3],
+        sample_id=raw[4],
         raw_text=raw[1],
         input_issue=raw[2],
         paraphrase_1=stage1[0] if stage1 else None,
@@ -246,6 +293,7 @@ def trace_caption(
         status_2=stage2[1] if stage2 else None,
         verdict=verdict,
         split=kept[0] if kept else None,
+        has_image=image[0] if image else None,
         trained_in_this_checkpoint=_caption_in_trained_ids(
             caption_id, trained_caption_ids_path(checkpoint_dir, manifest)
         ),
@@ -287,9 +335,21 @@ def trace(
             detail_for.add(caption.shard)
     else:
         detail_for = None if len(inputs) <= DETAIL_ALL_UP_TO else set()
+    lineage = shard_lineage(instance, inputs, detail_for)
+    if caption is not None:
+        caption.source_file = next(
+            (
+                step.detail.get("source")
+                for shard in lineage
+                if shard.partition == caption.shard
+                for step in shard.steps
+                if step.asset == RAW.to_user_string()
+            ),
+            None,
+        )
     return LineageReport(
         checkpoint_dir=str(checkpoint_dir),
         weights_sha256=manifest.get("weights_sha256"),
-        shards=shard_lineage(instance, inputs, detail_for),
+        shards=lineage,
         caption=caption,
     )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from upath import UPath
 
@@ -21,20 +21,36 @@ from paraclip_pipeline.sources.discover import ShardFile, discover_shards, shard
 
 @dataclass(frozen=True)
 class ScanCursor:
-    """Modification-time watermark (ns) of the newest shard seen by the previous scan."""
+    """What the previous scan saw: the modification-time watermark (ns) of the newest
+    shard, the rejected entries already reported (so a bad file name is logged once, not
+    every tick) and the newest quarantine the sensor has reported (an event-log storage id).
+    """
 
     watermark_ns: int = 0
+    rejected: tuple[str, ...] = ()
+    quarantine_storage_id: int = 0
 
     def serialize(self) -> str:
-        return json.dumps({"watermark_ns": self.watermark_ns})
+        return json.dumps(
+            {
+                "watermark_ns": self.watermark_ns,
+                "rejected": list(self.rejected),
+                "quarantine_storage_id": self.quarantine_storage_id,
+            }
+        )
 
     @classmethod
     def parse(cls, raw: str | None) -> ScanCursor:
         if not raw:
             return cls()
         try:
-            return cls(watermark_ns=int(json.loads(raw)["watermark_ns"]))
-        except (ValueError, KeyError, TypeError):
+            data = json.loads(raw)
+            return cls(
+                watermark_ns=int(data["watermark_ns"]),
+                rejected=tuple(str(name) for name in data.get("rejected", [])),
+                quarantine_storage_id=int(data.get("quarantine_storage_id", 0)),
+            )
+        except (ValueError, KeyError, TypeError, AttributeError):
             # A cursor from an older format only costs one full rescan.
             return cls()
 
@@ -46,6 +62,11 @@ class ShardScan:
     new: list[tuple[ShardFile, str, int]] = field(default_factory=list)
     changed: list[tuple[ShardFile, str, int]] = field(default_factory=list)
     rejected: list[tuple[str, str]] = field(default_factory=list)
+    # Rejected entries the previous scan had not reported yet.
+    newly_rejected: list[tuple[str, str]] = field(default_factory=list)
+    # Registered shards whose file is gone (to retire); empty when the location lists no
+    # shard at all, which looks like an unmounted location rather than removed files.
+    removed: list[str] = field(default_factory=list)
     cursor: ScanCursor = ScanCursor()
 
     @property
@@ -94,9 +115,17 @@ def scan_for_changes(
             new.append((shard, content_hash, mtime))
         elif recorded.get(shard.key) != content_hash:
             changed.append((shard, content_hash, mtime))
+    present = {shard.key for shard in discovery.shards}
+    reported = set(cursor.rejected)
     return ShardScan(
         new=new,
         changed=changed,
         rejected=list(discovery.rejected),
-        cursor=ScanCursor(watermark_ns=newest),
+        newly_rejected=[(name, why) for name, why in discovery.rejected if name not in reported],
+        removed=sorted(known_keys - present) if present else [],
+        cursor=replace(
+            cursor,
+            watermark_ns=newest,
+            rejected=tuple(sorted(name for name, _ in discovery.rejected)),
+        ),
     )

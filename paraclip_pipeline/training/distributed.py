@@ -48,6 +48,7 @@ def write_job(
     config: TrainConfig,
     output_dir: Path,
     inputs: list[dict[str, Any]],
+    excluded: list[dict[str, str]] | None = None,
 ) -> Path:
     """Write the tables and a job file beside ``output_dir``; returns the job file path."""
     job_dir = job_dir_for(output_dir)
@@ -60,6 +61,7 @@ def write_job(
         "config": config.model_dump(mode="json"),
         "output_dir": str(Path(output_dir).resolve()),
         "inputs": inputs,
+        "excluded": excluded or [],
     }
     return write_text_atomic(json.dumps(job, indent=2, default=str), job_dir / JOB_FILE)
 
@@ -114,6 +116,7 @@ def run_job_rank(job: dict[str, Any], job_path: Path, context: DistContext) -> N
             config=config,
             output_dir=Path(job["output_dir"]),
             inputs=job["inputs"],
+            excluded=job.get("excluded", []),
             log=log,
             context=context,
         )
@@ -125,6 +128,9 @@ def run_job_rank(job: dict[str, Any], job_path: Path, context: DistContext) -> N
 
 
 def main(argv: list[str] | None = None) -> int:
+    from paraclip_pipeline.quiet import silence_model_chatter
+
+    silence_model_chatter()
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--job", type=Path, required=True, help="job.json written by write_job")
     args = parser.parse_args(argv)

@@ -179,6 +179,7 @@ def run_training(
     config: TrainConfig,
     output_dir: Path,
     inputs: list[dict[str, Any]],
+    excluded: list[dict[str, str]] | None = None,
     resume: bool = True,
     log: LogFn | None = None,
     context: DistContext | None = None,
@@ -347,6 +348,8 @@ def run_training(
                 if config.selection is None
                 else config.selection.model_dump(mode="json"),
                 "inputs": inputs,
+                # Shards left out (quarantined, failed checks, stale rules) and why.
+                "excluded": excluded or [],
                 "metrics": metrics,
                 "loss_history": loss_history,
                 "image_model_id": clip.model_id,
@@ -374,6 +377,7 @@ def train_text_encoder(
     config: TrainConfig,
     output_dir: Path,
     inputs: list[dict],
+    excluded: list[dict[str, str]] | None = None,
     resume: bool = True,
     log: Callable[[str], None] | None = None,
 ) -> TrainResult:
@@ -385,6 +389,7 @@ def train_text_encoder(
         config=config,
         output_dir=output_dir,
         inputs=inputs,
+        excluded=excluded,
         resume=resume,
         log=log,
         context=DistContext(device=config.device),

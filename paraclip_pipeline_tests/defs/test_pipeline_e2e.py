@@ -98,11 +98,14 @@ def test_rows_and_ids_flow_from_raw_captions_to_the_checkpoint(pipeline: Pipelin
             "stage2_paraphrases",
             "stage1_paraphrases",
             "raw_captions",
+            "image_embeddings",
         ]
         assert all(step.storage_id is not None for step in shard.steps)
-        assert shard.steps[-1].data_version == hashes[shard.partition]
+        assert shard.steps[3].data_version == hashes[shard.partition]
     assert lineage.caption is not None
     assert lineage.caption.verdict == "kept"
+    assert lineage.caption.source_file and lineage.caption.source_file.endswith(".jsonl")
+    assert lineage.caption.source_row is not None and lineage.caption.sample_id
     assert lineage.caption.trained_in_this_checkpoint
     assert str(checkpoint_dir) in lineage.caption.trained_in
     assert "shard-a" in lineage.to_text() and json.loads(lineage.to_json())["caption"]
@@ -146,8 +149,10 @@ def test_rules_edit_reruns_only_the_filter_and_what_follows(pipeline: Pipeline) 
         for a in ("stage1_paraphrases", "stage2_paraphrases", "raw_captions")
     }
     calls_before = pipeline.counter.calls
+    versions_before = latest_partition_versions(pipeline.instance, dg.AssetKey("filtered_pairs"))
 
-    pipeline.edit_rules(lambda rules: rules["split"].update(test_fraction=0.3))
+    # Half the rows in test instead of a tenth: rows change split, so the pairs' data changes.
+    pipeline.edit_rules(lambda rules: rules["split"].update(test_fraction=0.5))
     after_edit = dg.evaluate_automation_conditions(
         defs=pipeline.defs, instance=pipeline.instance, cursor=baseline.cursor
     )
@@ -168,6 +173,12 @@ def test_rules_edit_reruns_only_the_filter_and_what_follows(pipeline: Pipeline) 
     for asset, count in stage_counts.items():
         assert materialization_count(pipeline.instance, asset) == count, asset
 
+    versions_after = latest_partition_versions(pipeline.instance, dg.AssetKey("filtered_pairs"))
+    assert any(
+        versions_after[shard].data_version != versions_before[shard].data_version
+        for shard in SHARD_CAPTIONS
+    )
+    # Automation follows data versions: changed pairs retrain on the next tick.
     next_tick = dg.evaluate_automation_conditions(
         defs=pipeline.defs, instance=pipeline.instance, cursor=after_edit.cursor
     )

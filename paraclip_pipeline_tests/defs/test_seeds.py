@@ -10,6 +10,7 @@ import pytest
 import yaml
 from safetensors.numpy import load_file
 
+from paraclip_pipeline.defs import training
 from paraclip_pipeline.defs.resources import (
     ClipModelResource,
     RayResource,
@@ -29,15 +30,20 @@ from paraclip_pipeline_tests.training.support import make_embeddings, make_pairs
 TINY = {"lr": 1e-3, "warmup_steps": 1, "batch_size": 8, "max_steps": 2, "log_every_steps": 1}
 
 
-def _train(tmp_path: Path, **config: object) -> dg.MaterializeResult:
+def _train(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **config: object
+) -> dg.MaterializeResult:
     config_path = tmp_path / "train.yaml"
     config_path.write_text(yaml.safe_dump({**TINY, **config}))
     clip = load_clip(get_profile("tiny-random"))
     pairs = make_pairs(16)
     embeddings = make_embeddings(pairs, clip.model_id, clip.embed_dim)
+    # Invoked directly, outside a run: no filtered_pairs check history to select shards by
+    # (eligibility is tested in test_pipeline_e2e), so every given shard trains.
+    monkeypatch.setattr(training, "select_trainable", lambda _context, tables: (dict(tables), []))
     with dg.instance_for_test() as instance:
         context = dg.build_asset_context(instance=instance)
-        return text_encoder_checkpoint(  # type: ignore[return-value]
+        (result,) = text_encoder_checkpoint(  # type: ignore[misc]
             context,
             filtered_pairs={"s0": pairs},
             image_embeddings={"s0": embeddings},
@@ -46,14 +52,17 @@ def _train(tmp_path: Path, **config: object) -> dg.MaterializeResult:
             storage=StorageResource(root=str(tmp_path / "storage")),
             ray=RayResource(),
         )
+        return result
 
 
 def _weights(checkpoint_dir: Path) -> dict:
     return load_file(checkpoint_dir / read_manifest(checkpoint_dir)["weights_file"])
 
 
-def test_two_seeds_give_two_checkpoints_the_first_primary(tmp_path: Path) -> None:
-    result = _train(tmp_path, seeds=[3, 5])
+def test_two_seeds_give_two_checkpoints_the_first_primary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    result = _train(tmp_path, monkeypatch, seeds=[3, 5])
     metadata = {key: getattr(value, "value", value) for key, value in result.metadata.items()}
     entries = metadata[SEED_CHECKPOINTS_KEY]
     assert [entry["seed"] for entry in entries] == [3, 5]
@@ -68,8 +77,10 @@ def test_two_seeds_give_two_checkpoints_the_first_primary(tmp_path: Path) -> Non
     assert any((first[name] != second[name]).any() for name in first)  # other seed, other run
 
 
-def test_one_seed_writes_one_checkpoint_as_before(tmp_path: Path) -> None:
-    result = _train(tmp_path, seed=3)
+def test_one_seed_writes_one_checkpoint_as_before(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    result = _train(tmp_path, monkeypatch, seed=3)
     assert SEED_CHECKPOINTS_KEY not in result.metadata
     checkpoint_dir = Path(str(result.metadata[CHECKPOINT_DIR_KEY].value))
     assert [path.name for path in checkpoint_dir.parent.iterdir()] == [checkpoint_dir.name]

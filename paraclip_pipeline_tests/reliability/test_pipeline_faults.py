@@ -13,6 +13,7 @@ import pytest
 
 from paraclip_pipeline import schema
 from paraclip_pipeline.defs.partitions import caption_shards
+from paraclip_pipeline.lineage.shard_status import QUARANTINE_RUN_TAG, quarantine_observations
 from paraclip_pipeline.paraphrase import engine
 from paraclip_pipeline.paraphrase.backends.base import (
     Completion,
@@ -40,18 +41,24 @@ def _asset_files(pipeline: Pipeline) -> list[Path]:
     return sorted((pipeline.settings.storage_root / "assets").rglob("*"))
 
 
-def test_bad_shard_fails_only_its_partition_and_training_uses_the_others(
-    pipeline: Pipeline,
-) -> None:
+def _quarantine_reason(pipeline: Pipeline, key: str) -> str:
+    [(_, reason)] = quarantine_observations(pipeline.instance, [key]).values()
+    return reason
+
+
+def test_bad_shard_is_quarantined_and_training_uses_the_others(pipeline: Pipeline) -> None:
     pipeline.relax_pass_rate()
     _add_shard(pipeline, "shard-c.parquet", b"PAR1 this is not parquet PAR1", "shard-c")
     defs = pipeline.defs
     results = {key: run_shard_job(pipeline, key, defs) for key in ["shard-a", "shard-b", "shard-c"]}
 
-    assert results["shard-a"].success and results["shard-b"].success
-    assert not results["shard-c"].success
-    message = failure_text(results["shard-c"])
-    assert "shard-c.parquet: not a readable Parquet file" in message
+    # The bad shard's run succeeds without output: quarantined with the reader's message,
+    # as a partition observation, a run tag and one warning.
+    assert all(result.success for result in results.values())
+    assert "shard-c.parquet: not a readable Parquet file" in _quarantine_reason(pipeline, "shard-c")
+    run = pipeline.instance.get_run_by_id(results["shard-c"].run_id)
+    assert "not a readable Parquet file" in run.tags[QUARANTINE_RUN_TAG]
+    assert not results["shard-c"].asset_materializations_for_node("raw_captions")
     layout = StorageLayout(pipeline.settings.storage_root)
     assert not layout.partition_file("raw_captions", "shard-c").exists()
 
@@ -61,6 +68,9 @@ def test_bad_shard_fails_only_its_partition_and_training_uses_the_others(
     )
     manifest = json.loads((checkpoint_dir / "manifest.json").read_text(encoding="utf-8"))
     assert sorted(item["partition"] for item in manifest["inputs"]) == ["shard-a", "shard-b"]
+    [left_out] = manifest["excluded"]
+    assert left_out["partition"] == "shard-c" and left_out["status"] == "quarantined"
+    assert "not a readable Parquet file" in left_out["reason"]
 
 
 @pytest.mark.parametrize(
@@ -216,10 +226,9 @@ def test_hostile_captions_are_kept_flagged_and_filtered_with_a_reason(pipeline: 
     assert all(by_id[row[schema.CAPTION_ID]] == "caption_input_issue" for row in raw[:4])
 
 
-def test_empty_shard_fails_its_partition_with_the_file_named(pipeline: Pipeline) -> None:
+def test_empty_shard_is_quarantined_with_the_file_named(pipeline: Pipeline) -> None:
     _add_shard(pipeline, "shard-e.jsonl", b"\n  \n", "shard-e")
     before = _asset_files(pipeline)
-    result = run_shard_job(pipeline, "shard-e")
-    assert not result.success
-    assert "shard-e.jsonl has no rows" in failure_text(result)
+    assert run_shard_job(pipeline, "shard-e").success
+    assert "shard-e.jsonl has no rows" in _quarantine_reason(pipeline, "shard-e")
     assert _asset_files(pipeline) == before
