@@ -81,6 +81,7 @@ def write_shards(directory: Path, shards: int, captions: int) -> list[str]:
 def options_for(root: Path, location: Path) -> StepOptions:
     return StepOptions(
         storage_root=str(root),
+        batch_rows=1 << 16,
         location=str(location),
         image_root=None,
         max_caption_chars=2000,

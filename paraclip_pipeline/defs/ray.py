@@ -85,6 +85,7 @@ def _step_options(
 ) -> StepOptions:
     return StepOptions(
         storage_root=storage.root,
+        batch_rows=storage.batch_rows,
         location=shard_source.location,
         image_root=shard_source.image_root,
         max_caption_chars=shard_source.max_caption_chars,

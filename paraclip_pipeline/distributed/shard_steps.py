@@ -1,7 +1,7 @@
 """The per-shard data steps as plain functions of (shard key, options) -> record, for Ray.
 
 Each step calls the same plain function its in-process asset calls (``read_shard_checked``,
-``run_paraphrase_stage``, ``apply_filter_rules``, ``compute_image_embeddings``), reads its
+``run_paraphrase_stage``, ``stream_filter_rules``, ``compute_image_embeddings``), reads its
 inputs from and writes its output to the storage layout the IO manager uses
 (``assets/<step>/<shard>.parquet``, atomically), and reports the data version the
 in-process asset reports, so a shard built on Ray is the same file with the same data
@@ -41,6 +41,7 @@ RECORD_FIELDS = ("shard", "rows", "data_version", "path", "metadata_json", "erro
 
 class StepOptions(TypedDict, total=False):
     storage_root: str
+    batch_rows: int  # rows per streamed batch (StorageResource.batch_rows)
     location: str  # shard location (directory or fsspec URI)
     image_root: str | None
     max_caption_chars: int
@@ -132,32 +133,48 @@ def _rules(path: str):
 
 
 def filter_shard(shard_key: str, options: StepOptions) -> ShardRecord:
-    """filtered_pairs and the rejected rows beside it, as the in-process asset writes them."""
-    from paraclip_pipeline.filtering.apply import apply_filter_rules
+    """filtered_pairs and the rejected rows beside it, streamed as the in-process asset does
+    (``filtering.stream``), so both engines write the same bytes."""
+    from paraclip_pipeline.filtering.stream import paired_batches, stream_filter_rules
     from paraclip_pipeline.modeling.sentence_encoder import shared_sentence_encoder
+    from paraclip_pipeline.storage import ParquetTable
 
     rules = _rules(options["rules_path"])
-    extra = _read(options, RAW_CAPTIONS, shard_key)
-    extra = extra.select([schema.CAPTION_ID, schema.NSFW, schema.INPUT_ISSUE])
-    pairs = _read(options, STAGE2_PARAPHRASES, shard_key)
-    pairs = pairs.join(extra, schema.CAPTION_ID, join_type="left outer").sort_by(schema.CAPTION_ID)
-    outcome = apply_filter_rules(
-        pairs, rules, shared_sentence_encoder() if rules.needs_encoder else None
+    layout, batch_rows = _layout(options), options["batch_rows"]
+    kept_path = layout.partition_file(FILTERED_PAIRS, shard_key)
+    rejected_path = layout.partition_file(FILTERED_PAIRS_REJECTED, shard_key)
+    pairs = paired_batches(
+        ParquetTable(str(layout.partition_file(STAGE2_PARAPHRASES, shard_key))).batches(batch_rows),
+        ParquetTable(str(layout.partition_file(RAW_CAPTIONS, shard_key))).batches(
+            batch_rows, [schema.CAPTION_ID, schema.NSFW, schema.INPUT_ISSUE]
+        ),
     )
-    rejected_path = _layout(options).partition_file(FILTERED_PAIRS_REJECTED, shard_key)
-    write_parquet_atomic(outcome.rejected, rejected_path)
-    return _record(
-        options,
-        FILTERED_PAIRS,
-        shard_key,
-        outcome.kept,
-        rows_in=len(pairs),
-        rows_kept=len(outcome.kept),
-        pass_rate=float(outcome.pass_rate),
-        rules_hash=rules.content_hash,
-        rejected_rows_path=str(rejected_path),
-        drops_by_rule=outcome.drop_counts,
+    layout.scratch_dir.mkdir(parents=True, exist_ok=True)
+    outcome = stream_filter_rules(
+        pairs,
+        rules,
+        shared_sentence_encoder() if rules.needs_encoder else None,
+        kept_target=kept_path,
+        rejected_target=rejected_path,
+        batch_rows=batch_rows,
+        work_dir=layout.scratch_dir,
     )
+    metadata = {
+        "rows_in": outcome.rows_in,
+        "rows_kept": outcome.kept_rows,
+        "pass_rate": float(outcome.pass_rate),
+        "rules_hash": rules.content_hash,
+        "rejected_rows_path": str(rejected_path),
+        "drops_by_rule": outcome.drop_counts,
+    }
+    return {
+        "shard": shard_key,
+        "rows": outcome.kept_rows,
+        "data_version": outcome.kept_fingerprint,
+        "path": str(kept_path),
+        "metadata_json": json.dumps(metadata),
+        "error": None,
+    }
 
 
 @lru_cache(maxsize=2)
