@@ -198,11 +198,12 @@ def test_bad_shards_rules_edit_and_removal_keep_automation_going(
         scenario.settle()
         assert len(scenario.checkpoints()) == trained
 
-        # 4. A rules edit (half held out instead of a quarter: rows change split, pass rates
-        # do not): refiltered and retrained. (Tightening caption_length to 8 words instead
-        # pushed good-b and good-c below the pass-rate bound: correctly quarantined.)
+        # 4. A rules edit (half the captions in the test split instead of a quarter: rows
+        # change split, pass rates do not): refiltered and retrained. (Tightening
+        # caption_length to 8 words instead pushed good-b and good-c below the pass-rate
+        # bound: correctly quarantined.)
         rules = yaml.safe_load(rules_path.read_text(encoding="utf-8"))
-        rules["split"]["heldout_fraction"] = 0.5
+        rules["split"]["test_fraction"] = 0.5
         rules_path.write_text(yaml.safe_dump(rules, sort_keys=False), encoding="utf-8")
         _reload(graphql)
         scenario.wait(
