@@ -60,6 +60,15 @@ class ArrowParquetIOManager(dg.UPathIOManager):
             for batch in handle.batches(COPY_BATCH_ROWS):
                 writer.write_batch(batch)
 
+    def load_partitions(self, context: dg.InputContext):  # type: ignore[no-untyped-def]
+        """``{shard: table}`` for an unpartitioned consumer (training, the report) whatever
+        the number of shards: Dagster hands a lone partition over bare, which broke training
+        on a single shard."""
+        loaded = super().load_partitions(context)
+        if len(context.asset_partition_keys) == 1 and not context.has_partition_key:
+            return {} if loaded is None else {context.asset_partition_keys[0]: loaded}
+        return loaded
+
     def load_from_path(self, context: dg.InputContext, path: UPath) -> pa.Table | ParquetTable:
         if context.dagster_type.typing_type is ParquetTable:
             return ParquetTable(str(path))
