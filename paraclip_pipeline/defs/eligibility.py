@@ -12,7 +12,7 @@ from typing import TypeVar
 
 import dagster as dg
 
-from paraclip_pipeline.asset_names import FILTERED_PAIRS
+from paraclip_pipeline.asset_names import FILTERED_PAIRS, IMAGE_EMBEDDINGS
 from paraclip_pipeline.defs.partitions import caption_shards
 from paraclip_pipeline.lineage.shard_status import ShardStatus, shard_statuses
 
@@ -56,7 +56,7 @@ def inputs_fingerprint(inputs: Sequence[Mapping[str, object]], *extra: object) -
         (
             item["partition"],
             item.get("filtered_pairs_data_version"),
-            (item.get("upstream") or {}).get("image_embeddings", {}).get("data_version"),  # type: ignore[union-attr]
+            (item.get("upstream") or {}).get(IMAGE_EMBEDDINGS, {}).get("data_version"),  # type: ignore[union-attr]
         )
         for item in inputs
     ]
