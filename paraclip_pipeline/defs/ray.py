@@ -183,7 +183,7 @@ def _materialization(
 
 
 def _batch_checks(records: list[ShardRecord], settings: Settings) -> list[dg.AssetCheckResult]:
-    """filtered_pairs' blocking checks over the batch: a check result has no partition in
+    """filtered_pairs' training-gate checks over the batch: a check result has no partition in
     Dagster, so each check passes only if it passes on every shard, naming those it fails on."""
     from pathlib import Path
 
