@@ -33,6 +33,7 @@ from dagster._core.definitions.data_version import (
 from dagster._core.storage.tags import BACKFILL_ID_TAG
 
 from paraclip_pipeline.asset_names import FILTERED_PAIRS
+from paraclip_pipeline.defs.captions import quarantine
 from paraclip_pipeline.defs.filtering import check_filtered_pairs
 from paraclip_pipeline.defs.paraphrases import LLM_POOL
 from paraclip_pipeline.defs.resources import (
@@ -129,10 +130,11 @@ def build_ray_shard_steps(
         options = _step_options(settings, storage, shard_source, paraphraser, clip_model)
         shards = list(context.partition_keys)
         failed: dict[str, str] = {}
+        quarantined: set[str] = set()
         for key in order:
             if key not in context.selected_asset_keys:
                 continue
-            todo = [shard for shard in shards if shard not in failed]
+            todo = [shard for shard in shards if shard not in failed and shard not in quarantined]
             context.log.info(f"{key.to_user_string()}: {len(todo)} shard(s) as one Ray job")
             records = run_step_on_ray(
                 key.path[-1],
@@ -143,10 +145,14 @@ def build_ray_shard_steps(
                 actors=ray.actors,
             )
             for record in records:
-                if record["error"]:
+                if record["quarantine"]:  # unreadable file: left out, as in-process
+                    content_hash = json.loads(record["metadata_json"])["content_sha256"]
+                    quarantine(context, record["shard"], record["quarantine"], content_hash)
+                    quarantined.add(record["shard"])
+                elif record["error"]:
                     failed[record["shard"]] = f"{key.to_user_string()}: {record['error']}"
-                    continue
-                yield _materialization(context, specs[key], record)
+                else:
+                    yield _materialization(context, specs[key], record)
             if key.path[-1] == FILTERED_PAIRS:
                 yield from _batch_checks(records, settings)
         if failed:
@@ -194,7 +200,7 @@ def _batch_checks(records: list[ShardRecord], settings: Settings) -> list[dg.Ass
     failing: dict[str, list[str]] = {}
     names: list[str] = []
     for record in records:
-        if record["error"]:
+        if record["error"] or record["quarantine"]:
             continue
         metadata = json.loads(record["metadata_json"])
         quality = kept_quality(Path(record["path"]))
