@@ -1,5 +1,6 @@
 """On Ray, an unreadable shard in a batch is quarantined like in-process: the batch's other
-shards materialize and the run succeeds. A local in-process Ray (``ray.init("local")``),
+shards materialize and the run succeeds; a shard failing a check is left out of training
+as in-process (its own partitioned check result). A local in-process Ray (``ray.init("local")``),
 so no cluster is needed; with PARACLIP_TEST_RAY_ADDRESS set, that cluster is used."""
 
 from __future__ import annotations
@@ -15,11 +16,22 @@ from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_START_TAG,
 )
 
-from paraclip_pipeline.asset_names import FILTERED_PAIRS, IMAGE_EMBEDDINGS, RAW_CAPTIONS
+from paraclip_pipeline.asset_names import (
+    FILTERED_PAIRS,
+    IMAGE_EMBEDDINGS,
+    PASS_RATE_CHECK,
+    RAW_CAPTIONS,
+)
 from paraclip_pipeline.definitions import build_defs
 from paraclip_pipeline.defs.partitions import caption_shards
 from paraclip_pipeline.lineage.event_log import latest_partition_versions
-from paraclip_pipeline.lineage.shard_status import QUARANTINE_RUN_TAG, quarantine_observations
+from paraclip_pipeline.lineage.shard_status import (
+    CHECKS_FAILED,
+    OK,
+    QUARANTINE_RUN_TAG,
+    quarantine_observations,
+    shard_statuses,
+)
 from paraclip_pipeline_tests.defs.support import Pipeline
 from paraclip_pipeline_tests.distributed.ray_support import TEST_RAY_ADDRESS_ENV
 
@@ -36,7 +48,8 @@ def ray_here() -> Iterator[str]:
 
 
 def test_unreadable_shard_in_a_ray_batch_is_quarantined(pipeline: Pipeline, ray_here: str) -> None:
-    pipeline.relax_pass_rate()
+    # shard-a has two captions the rules reject: it fails this pass-rate bound.
+    pipeline.edit_rules(lambda rules: rules.update(pass_rate={"min": 0.95, "max": 1.0}))
     shards_dir = pipeline.settings.shards_location
     with open(os.path.join(shards_dir, f"{BROKEN}.parquet"), "wb") as handle:
         handle.write(b"PAR1 not really parquet PAR1")
@@ -56,3 +69,16 @@ def test_unreadable_shard_in_a_ray_batch_is_quarantined(pipeline: Pipeline, ray_
     assert f"{BROKEN}.parquet: not a readable Parquet file" in reason
     run = pipeline.instance.get_run_by_id(result.run_id)
     assert run is not None and run.tags[QUARANTINE_RUN_TAG].startswith(f"{BROKEN}: ")
+
+    # The batch's pass-rate result names the failing shards; eligibility agrees per shard.
+    [batch] = [
+        e
+        for e in result.get_asset_check_evaluations()
+        if e.check_name == PASS_RATE_CHECK and e.partition is None
+    ]
+    failing = set(batch.metadata["failing_shards"].value.split(", ")) - {"none"}
+    assert "shard-a" in failing
+    code_version = job.asset_layer.asset_graph.get(dg.AssetKey(FILTERED_PAIRS)).code_version
+    statuses = shard_statuses(pipeline.instance, ["shard-a", "shard-b"], code_version)
+    assert {k for k, s in statuses.items() if s.status == CHECKS_FAILED} == failing
+    assert {k for k, s in statuses.items() if s.status == OK} == {"shard-a", "shard-b"} - failing
