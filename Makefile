@@ -61,6 +61,10 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) install -q -e '.[dev]'
 	touch $@
 
+# The demo and a first `make ui` retrain after every changed shard, so automation is seen
+# at work; the default policy batches shards (paraclip_pipeline/retrain_policy.py).
+demo ui: export PARACLIP_RETRAIN_POLICY ?= eager
+
 demo: setup
 	$(VENV)/bin/paraclip demo
 

@@ -16,10 +16,10 @@ CAPTION_SHARDS = "caption_shards"
 # Not an asset: the rows filtered_pairs rejected, a sibling Parquet per shard beside it.
 FILTERED_PAIRS_REJECTED = "filtered_pairs_rejected"
 
-# filtered_pairs' blocking checks, per partition: a shard whose latest output failed one is
-# quarantined (left out of training) until a later output passes.
+# filtered_pairs' checks that gate training, per partition: a shard whose latest output
+# failed one is quarantined (left out of training) until a later output passes.
 SCHEMA_CHECK = "schema_matches"
 NO_NULL_TEXT_CHECK = "no_null_text"
 UNIQUE_IDS_CHECK = "unique_caption_ids"
 PASS_RATE_CHECK = "pass_rate_within_bounds"
-BLOCKING_CHECKS = (SCHEMA_CHECK, NO_NULL_TEXT_CHECK, UNIQUE_IDS_CHECK, PASS_RATE_CHECK)
+TRAINING_GATE_CHECKS = (SCHEMA_CHECK, NO_NULL_TEXT_CHECK, UNIQUE_IDS_CHECK, PASS_RATE_CHECK)

@@ -22,6 +22,8 @@ from paraclip_pipeline.defs.ray import build_ray_shard_steps
 from paraclip_pipeline.defs.report_checks import benchmark_report_no_dev_regression
 from paraclip_pipeline.defs.reports import benchmark_report
 from paraclip_pipeline.defs.resources import default_resources
+from paraclip_pipeline.defs.retraining import build_retrain_sensor
+from paraclip_pipeline.defs.staleness import build_rules_staleness_sensor
 from paraclip_pipeline.defs.training import image_embeddings, text_encoder_checkpoint
 from paraclip_pipeline.filtering.rules import load_rules
 from paraclip_pipeline.quiet import silence_model_chatter
@@ -59,7 +61,12 @@ def build_defs(
             benchmark_report_no_dev_regression,
         ],
         jobs=[shard_job, training_job],
-        sensors=[new_shard_sensor, automation_sensor],
+        sensors=[
+            new_shard_sensor,
+            automation_sensor,
+            build_rules_staleness_sensor(code_version),
+            build_retrain_sensor(settings.retrain_policy, code_version),
+        ],
         schedules=[build_nightly_refresh(settings.refresh_cron, code_version)],
         resources={**default_resources(settings), **(resources or {})},
     )

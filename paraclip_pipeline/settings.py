@@ -13,6 +13,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from paraclip_pipeline.retrain_policy import (
+    DEFAULT_POLICY,
+    DEFAULT_RETRAIN_POLICY,
+    RETRAIN_POLICY_ENV,
+    RetrainPolicy,
+)
 from paraclip_pipeline.storage import DEFAULT_STORAGE_ROOT, STORAGE_ROOT_ENV
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -105,6 +111,8 @@ class Settings:
     ray_partitions_per_run: int = DEFAULT_RAY_PARTITIONS_PER_RUN
     # Checkpoints kept besides the pinned ones (retention runs after each training).
     keep_checkpoints: int = DEFAULT_KEEP_CHECKPOINTS
+    # When automation retrains (retrain_policy.py says why the default is what it is).
+    retrain_policy: RetrainPolicy = DEFAULT_POLICY
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -132,6 +140,7 @@ class Settings:
                 _env(RAY_PARTITIONS_PER_RUN_ENV) or DEFAULT_RAY_PARTITIONS_PER_RUN
             ),
             keep_checkpoints=int(_env(KEEP_CHECKPOINTS_ENV) or DEFAULT_KEEP_CHECKPOINTS),
+            retrain_policy=RetrainPolicy.parse(_env(RETRAIN_POLICY_ENV) or DEFAULT_RETRAIN_POLICY),
         )
 
 

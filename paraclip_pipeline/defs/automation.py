@@ -18,7 +18,6 @@ from paraclip_pipeline.defs.training import image_embeddings, text_encoder_check
 from paraclip_pipeline.lineage.event_log import (
     latest_partition_records,
     latest_partition_versions,
-    latest_storage_id,
 )
 from paraclip_pipeline.lineage.shard_status import quarantine_observations
 from paraclip_pipeline.sources.changes import ScanCursor, scan_for_changes
@@ -111,7 +110,8 @@ def _report_quarantines(
 def refresh_requests(
     instance: dg.DagsterInstance, filtered_pairs_code_version: str
 ) -> list[dg.RunRequest]:
-    """Shards whose per-shard outputs are missing or stale, and retraining when pairs changed."""
+    """Shards whose per-shard outputs are missing or stale; retraining once they land is
+    the retraining policy's (``defs/retraining.py``)."""
     shards = instance.get_dynamic_partitions(caption_shards.name)
     raw = latest_partition_versions(instance, raw_captions.key)
     pairs = latest_partition_records(instance, FILTERED_PAIRS_KEY)
@@ -141,18 +141,6 @@ def refresh_requests(
                     tags={"paraclip/reason": "refresh", LLM_TAG: "default"},
                 )
             )
-    if requests:
-        # The checkpoint's eager condition retrains once these shard runs land.
-        return requests
-    checkpoint = latest_storage_id(instance, text_encoder_checkpoint.key)
-    newest_pairs = max((record.storage_id for record in pairs.values()), default=-1)
-    if pairs and (checkpoint is None or checkpoint < newest_pairs):
-        requests.append(
-            dg.RunRequest(
-                asset_selection=[text_encoder_checkpoint.key, benchmark_report.key],
-                tags={"paraclip/reason": "refresh"},
-            )
-        )
     return requests
 
 
@@ -162,12 +150,12 @@ def build_nightly_refresh(cron_schedule: str, filtered_pairs_code_version: str):
         cron_schedule=cron_schedule,
         target=dg.AssetSelection.all(),
         default_status=dg.DefaultScheduleStatus.RUNNING,
-        description="Rebuild missing or stale shards; retrain when filtered pairs changed.",
+        description="Rebuild missing or stale shards (the retraining policy retrains).",
     )
     def nightly_refresh(context: dg.ScheduleEvaluationContext):
         requests = refresh_requests(context.instance, filtered_pairs_code_version)
         if not requests:
-            return dg.SkipReason("every shard is up to date and the checkpoint is current")
+            return dg.SkipReason("every shard is up to date")
         return requests
 
     return nightly_refresh

@@ -71,7 +71,7 @@ def raw_captions(
                 room = IMAGE_PROBLEM_EXAMPLES - len(examples)
                 examples.extend(str(problem) for problem in problems[:room])
     except ShardReadError as error:
-        _quarantine(context, str(error), shard_content_hash(shard))
+        quarantine(context, context.partition_key, str(error), shard_content_hash(shard))
         return
     assert head is not None  # an empty shard raised ShardReadError
     content_hash = shard_content_hash(shard)
@@ -93,14 +93,20 @@ def raw_captions(
     )
 
 
-def _quarantine(context: dg.AssetExecutionContext, reason: str, content_hash: str) -> None:
+def quarantine(
+    context: dg.AssetExecutionContext, shard: str, reason: str, content_hash: str
+) -> None:
+    """Record shard ``shard`` as quarantined: an observation of its raw_captions partition
+    (the reason, on the partition's page), a run tag and one warning. The Ray multi-asset
+    calls it for each unreadable shard of its batch."""
     context.log_event(
         dg.AssetObservation(
-            asset_key=context.asset_key,
-            partition=context.partition_key,
+            asset_key=RAW_CAPTIONS,
+            partition=shard,
             metadata={QUARANTINE_REASON_KEY: reason, "content_sha256": content_hash},
         )
     )
-    # Run tags are plain strings shown in the runs list; keep them short.
-    context.instance.add_run_tags(context.run_id, {QUARANTINE_RUN_TAG: reason[:200]})
-    context.log.warning(f"shard {context.partition_key} quarantined: {reason}")
+    # Run tags are plain strings shown in the runs list; keep them short (a batch run's tag
+    # names its last quarantined shard; each has its own observation and warning).
+    context.instance.add_run_tags(context.run_id, {QUARANTINE_RUN_TAG: f"{shard}: {reason}"[:200]})
+    context.log.warning(f"shard {shard} quarantined: {reason}")

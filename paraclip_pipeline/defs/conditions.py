@@ -4,7 +4,8 @@ changed, and one quarantined shard never blocks the rest.
 Dagster's ``eager()`` reacts to any new materialization of a dependency (an identical
 refilter retrained and re-reported: ~10 min and 183 MB for bit-identical weights) and
 waits while ANY dependency partition is missing, which for an all-shards input means
-forever once one shard has failed.
+forever once one shard has failed. text_encoder_checkpoint has no condition: the
+retraining policy sensor (``defs/retraining.py``) requests it.
 """
 
 import dagster as dg
@@ -34,16 +35,6 @@ def filtered_pairs_condition() -> dg.AutomationCondition:
         & ~AC.any_deps_missing()
         & _idle
     ).with_label("filtered_pairs_on_data_or_rules_change")
-
-
-def all_shards() -> dg.AutomationCondition:
-    """Training over every shard: some shard's content changed; missing or quarantined
-    shards do not block (the asset itself trains only on the shards that may train)."""
-    return (
-        (AC.newly_missing() | AC.any_deps_match(AC.data_version_changed())).since_last_handled()
-        & AC.any_deps_match(~AC.missing())
-        & _idle
-    ).with_label("all_shards_on_data_change")
 
 
 def report_condition() -> dg.AutomationCondition:

@@ -1,6 +1,6 @@
 """Which shards training and the report use, and what they leave out and why.
 
-Only partitions whose latest filtered_pairs passed its blocking checks and was built with
+Only partitions whose latest filtered_pairs passed its training-gate checks and was built with
 the loaded filter rules train; quarantined, check-failed, stale and not-yet-built shards
 are listed with their reason in the checkpoint's manifest and metadata and in the report.
 """

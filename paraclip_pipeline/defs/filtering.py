@@ -27,8 +27,7 @@ from paraclip_pipeline.defs.progress import heartbeat
 from paraclip_pipeline.defs.resources import SentenceEncoderResource, StorageResource
 from paraclip_pipeline.distributed import ENGINE_IN_PROCESS
 from paraclip_pipeline.filtering.rules import RuleSet, load_rules
-from paraclip_pipeline.lineage.event_log import stale_code_version_partitions
-from paraclip_pipeline.lineage.shard_status import quarantine_observations
+from paraclip_pipeline.lineage.shard_status import stale_rules_partitions
 from paraclip_pipeline.storage import ParquetTable
 
 if TYPE_CHECKING:
@@ -45,13 +44,22 @@ def filtered_pairs_code_version(rules: RuleSet) -> str:
     return f"{FILTER_LOGIC_VERSION}-rules-{rules.content_hash[:16]}"
 
 
-def _blocking(name: str, description: str) -> dg.AssetCheckSpec:
+# Why one failing shard must not fail its run: these checks gate TRAINING, not the run.
+# Dagster's ``blocking=True`` fails the asset's step when a check fails (the run ends red,
+# "blocking asset check failed") only to halt downstream assets of the same run, and
+# shard_job has none: training runs separately and reads each partition's latest check
+# result (``lineage.shard_status``), leaving a failing shard out. A failure is a warning
+# carrying the reason, so a quarantined shard reads as handled, not as a crash.
+QUARANTINE_NOTE = "shard quarantined: left out of training until a later output passes"
+
+
+def _training_gate(name: str, description: str) -> dg.AssetCheckSpec:
     # Partitioned like the asset, so the UI shows each shard's result and training can ask
     # whether a shard's latest output passed.
     return dg.AssetCheckSpec(
         name,
         asset=FILTERED_PAIRS,
-        blocking=True,
+        blocking=False,
         description=description,
         partitions_def=caption_shards,
     )
@@ -69,10 +77,14 @@ def build_filtered_pairs(rules_path: Path) -> dg.AssetsDefinition:
         kinds={"parquet"},
         automation_condition=conditions.filtered_pairs_condition(),
         check_specs=[
-            _blocking(SCHEMA_CHECK, "Columns and types are those training reads."),
-            _blocking(NO_NULL_TEXT_CHECK, "No kept row has a null or empty caption or paraphrase."),
-            _blocking(UNIQUE_IDS_CHECK, "caption_id is unique within the partition."),
-            _blocking(PASS_RATE_CHECK, "Share of rows kept lies within the rules file's bounds."),
+            _training_gate(SCHEMA_CHECK, "Columns and types are those training reads."),
+            _training_gate(
+                NO_NULL_TEXT_CHECK, "No kept row has a null or empty caption or paraphrase."
+            ),
+            _training_gate(UNIQUE_IDS_CHECK, "caption_id is unique within the partition."),
+            _training_gate(
+                PASS_RATE_CHECK, "Share of rows kept lies within the rules file's bounds."
+            ),
         ],
         metadata={"rules_file": str(rules_path)},
     )
@@ -154,30 +166,39 @@ def build_filtered_pairs(rules_path: Path) -> dg.AssetsDefinition:
 def check_filtered_pairs(
     quality: "KeptQuality", pass_rate: float, bounds: tuple[float, float]
 ) -> list[dg.AssetCheckResult]:
-    """The blocking checks: a failure stops training on this run's output."""
+    """The checks that gate training: a failure quarantines this output (a warning with
+    the reason; the run itself succeeds)."""
     low, high = bounds
     return [
-        dg.AssetCheckResult(
-            check_name=SCHEMA_CHECK,
-            passed=not quality.mismatched_columns,
-            metadata={"mismatched_columns": ", ".join(quality.mismatched_columns) or "none"},
+        _gate_result(
+            SCHEMA_CHECK,
+            not quality.mismatched_columns,
+            {"mismatched_columns": ", ".join(quality.mismatched_columns) or "none"},
         ),
-        dg.AssetCheckResult(
-            check_name=NO_NULL_TEXT_CHECK,
-            passed=quality.empty_text_cells == 0,
-            metadata={"null_or_empty_cells": quality.empty_text_cells},
+        _gate_result(
+            NO_NULL_TEXT_CHECK,
+            quality.empty_text_cells == 0,
+            {"null_or_empty_cells": quality.empty_text_cells},
         ),
-        dg.AssetCheckResult(
-            check_name=UNIQUE_IDS_CHECK,
-            passed=quality.duplicate_ids == 0,
-            metadata={"duplicate_ids": quality.duplicate_ids},
+        _gate_result(
+            UNIQUE_IDS_CHECK, quality.duplicate_ids == 0, {"duplicate_ids": quality.duplicate_ids}
         ),
-        dg.AssetCheckResult(
-            check_name=PASS_RATE_CHECK,
-            passed=low <= pass_rate <= high,
-            metadata={"pass_rate": float(pass_rate), "min": low, "max": high},
+        _gate_result(
+            PASS_RATE_CHECK,
+            low <= pass_rate <= high,
+            {"pass_rate": float(pass_rate), "min": low, "max": high},
         ),
     ]
+
+
+def _gate_result(name: str, passed: bool, metadata: dict[str, object]) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        check_name=name,
+        passed=passed,
+        metadata=metadata,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=None if passed else QUARANTINE_NOTE,
+    )
 
 
 def build_rules_current_check(code_version: str) -> dg.AssetChecksDefinition:
@@ -193,17 +214,7 @@ def build_rules_current_check(code_version: str) -> dg.AssetChecksDefinition:
     def filtered_pairs_built_with_current_rules(
         context: dg.AssetCheckExecutionContext,
     ) -> dg.AssetCheckResult:
-        # Only registered shards that can be refiltered: a retired partition (file gone) or
-        # a quarantined one (no usable input) is no stale alarm anyone can act on.
-        registered = set(context.instance.get_dynamic_partitions(caption_shards.name))
-        quarantined = quarantine_observations(context.instance)
-        stale = [
-            key
-            for key in stale_code_version_partitions(
-                context.instance, dg.AssetKey(FILTERED_PAIRS), code_version
-            )
-            if key in registered and key not in quarantined
-        ]
+        stale = list(stale_rules_partitions(context.instance, code_version))
         return dg.AssetCheckResult(
             passed=not stale,
             severity=dg.AssetCheckSeverity.WARN,

@@ -21,6 +21,9 @@ import json
 from collections.abc import Iterator, Sequence
 
 import dagster as dg
+from dagster._core.definitions.asset_checks.asset_check_evaluation import (
+    AssetCheckEvaluationTargetMaterializationData,
+)
 from dagster._core.definitions.data_version import (
     CODE_VERSION_TAG,
     DATA_VERSION_IS_USER_PROVIDED_TAG,
@@ -33,6 +36,7 @@ from dagster._core.definitions.data_version import (
 from dagster._core.storage.tags import BACKFILL_ID_TAG
 
 from paraclip_pipeline.asset_names import FILTERED_PAIRS
+from paraclip_pipeline.defs.captions import quarantine
 from paraclip_pipeline.defs.filtering import check_filtered_pairs
 from paraclip_pipeline.defs.paraphrases import LLM_POOL
 from paraclip_pipeline.defs.resources import (
@@ -129,10 +133,11 @@ def build_ray_shard_steps(
         options = _step_options(settings, storage, shard_source, paraphraser, clip_model)
         shards = list(context.partition_keys)
         failed: dict[str, str] = {}
+        quarantined: set[str] = set()
         for key in order:
             if key not in context.selected_asset_keys:
                 continue
-            todo = [shard for shard in shards if shard not in failed]
+            todo = [shard for shard in shards if shard not in failed and shard not in quarantined]
             context.log.info(f"{key.to_user_string()}: {len(todo)} shard(s) as one Ray job")
             records = run_step_on_ray(
                 key.path[-1],
@@ -143,12 +148,16 @@ def build_ray_shard_steps(
                 actors=ray.actors,
             )
             for record in records:
-                if record["error"]:
+                if record["quarantine"]:  # unreadable file: left out, as in-process
+                    content_hash = json.loads(record["metadata_json"])["content_sha256"]
+                    quarantine(context, record["shard"], record["quarantine"], content_hash)
+                    quarantined.add(record["shard"])
+                elif record["error"]:
                     failed[record["shard"]] = f"{key.to_user_string()}: {record['error']}"
-                    continue
-                yield _materialization(context, specs[key], record)
+                else:
+                    yield _materialization(context, specs[key], record)
             if key.path[-1] == FILTERED_PAIRS:
-                yield from _batch_checks(records, settings)
+                yield from _batch_checks(context, records, settings)
         if failed:
             detail = "; ".join(f"{shard}: {why}" for shard, why in sorted(failed.items()))
             raise dg.Failure(
@@ -182,9 +191,15 @@ def _materialization(
     )
 
 
-def _batch_checks(records: list[ShardRecord], settings: Settings) -> list[dg.AssetCheckResult]:
-    """filtered_pairs' blocking checks over the batch: a check result has no partition in
-    Dagster, so each check passes only if it passes on every shard, naming those it fails on."""
+def _batch_checks(
+    context: dg.AssetExecutionContext, records: list[ShardRecord], settings: Settings
+) -> list[dg.AssetCheckResult]:
+    """filtered_pairs' training-gate checks over the batch. A yielded check result has no
+    partition in a multi-partition run, so each passes only if it passes on every shard,
+    naming those it fails on; each shard's own result is logged as a partitioned
+    ``AssetCheckEvaluation`` on its new materialization, which is what training's
+    eligibility reads (``lineage.shard_status``), so a failing shard is left out as
+    in-process."""
     from pathlib import Path
 
     from paraclip_pipeline.filtering.rules import load_rules
@@ -194,21 +209,51 @@ def _batch_checks(records: list[ShardRecord], settings: Settings) -> list[dg.Ass
     failing: dict[str, list[str]] = {}
     names: list[str] = []
     for record in records:
-        if record["error"]:
+        if record["error"] or record["quarantine"]:
             continue
         metadata = json.loads(record["metadata_json"])
         quality = kept_quality(Path(record["path"]))
+        target = _latest_pairs(context.instance, record["shard"])
         for result in check_filtered_pairs(quality, metadata["pass_rate"], bounds):
             name = result.check_name or ""
             if name not in names:
                 names.append(name)
             if not result.passed:
                 failing.setdefault(name, []).append(record["shard"])
+            context.log_event(
+                dg.AssetCheckEvaluation(
+                    asset_key=dg.AssetKey(FILTERED_PAIRS),
+                    check_name=name,
+                    passed=result.passed,
+                    metadata=result.metadata,
+                    target_materialization_data=target,
+                    severity=result.severity,
+                    description=result.description,
+                    blocking=False,
+                    partition=record["shard"],
+                )
+            )
     return [
         dg.AssetCheckResult(
             check_name=name,
             passed=not failing.get(name),
+            severity=dg.AssetCheckSeverity.WARN,
             metadata={"failing_shards": ", ".join(failing.get(name, [])) or "none"},
         )
         for name in names
     ]
+
+
+def _latest_pairs(
+    instance: dg.DagsterInstance, shard: str
+) -> AssetCheckEvaluationTargetMaterializationData | None:
+    """The shard's filtered_pairs materialization this step just recorded."""
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(dg.AssetKey(FILTERED_PAIRS), asset_partitions=[shard]), limit=1
+    ).records
+    if not records:
+        return None
+    record = records[0]
+    return AssetCheckEvaluationTargetMaterializationData(
+        storage_id=record.storage_id, run_id=record.run_id, timestamp=record.timestamp
+    )

@@ -147,7 +147,7 @@ def _loss_plot_markdown(loss_history: list[dict[str, float]]) -> str:
     code_version="checkpoint-v1",
     kinds={"pytorch", "safetensors"},
     ins={FILTERED_PAIRS: ALL_SHARDS, IMAGE_EMBEDDINGS: ALL_SHARDS},
-    automation_condition=conditions.all_shards(),
+    # No automation condition: the retraining policy sensor (defs/retraining.py) requests it.
     # No new materialization when the trainable inputs equal the last checkpoint's.
     output_required=False,
 )
@@ -167,7 +167,7 @@ def text_encoder_checkpoint(
     training config, one checkpoint per seed, one after the other; the metadata's
     ``checkpoint_dir`` is the first seed's and ``seed_checkpoints`` lists them all.
 
-    Trains only on shards whose latest filtered_pairs passed its blocking checks with the
+    Trains only on shards whose latest filtered_pairs passed its training-gate checks with the
     loaded rules; the rest are listed with their reason under ``excluded`` in the manifest.
     """
     from paraclip_pipeline.modeling.profiles import get_profile

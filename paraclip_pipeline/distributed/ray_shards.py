@@ -44,6 +44,7 @@ _RECORD_SCHEMA = pa.schema(
         ("path", pa.string()),
         ("metadata_json", pa.string()),
         ("error", pa.string()),
+        ("quarantine", pa.string()),
     ]
 )
 

@@ -34,9 +34,11 @@ from paraclip_pipeline.storage import StorageLayout, table_fingerprint, write_pa
 
 # What every step returns for one shard; the Dagster side reports it as that partition's
 # materialization. ``error`` is set (and the rest empty) when the shard failed: one bad shard
-# fails its own partition, never the batch's other shards.
+# fails its own partition, never the batch's other shards. ``quarantine`` is set instead when
+# the shard file cannot be ingested (the reader's message), as in-process raw_captions
+# quarantines it: not a failure, the shard is left out.
 ShardRecord = dict[str, Any]
-RECORD_FIELDS = ("shard", "rows", "data_version", "path", "metadata_json", "error")
+RECORD_FIELDS = ("shard", "rows", "data_version", "path", "metadata_json", "error", "quarantine")
 
 
 class StepOptions(TypedDict, total=False):
@@ -70,6 +72,7 @@ def _record(
         "path": str(path),
         "metadata_json": json.dumps(metadata),
         "error": None,
+        "quarantine": None,
     }
     return record
 
@@ -174,6 +177,7 @@ def filter_shard(shard_key: str, options: StepOptions) -> ShardRecord:
         "path": str(kept_path),
         "metadata_json": json.dumps(metadata),
         "error": None,
+        "quarantine": None,
     }
 
 
@@ -232,8 +236,14 @@ def run_step_safely(
 ) -> ShardRecord:
     """``STEPS[step]`` for one shard; an exception becomes the record's ``error`` (with the
     exception's own message, which names the file) so the batch's other shards still land."""
+    from paraclip_pipeline.sources import ShardReadError, find_shard, shard_content_hash
+
+    empty = dict.fromkeys(RECORD_FIELDS)
     try:
         return STEPS[step](shard_key, options, **step_kwargs)
+    except ShardReadError as error:  # an unreadable shard file: quarantined, as in-process
+        content_hash = shard_content_hash(find_shard(options["location"], shard_key))
+        metadata = json.dumps({"content_sha256": content_hash})
+        return {**empty, "shard": shard_key, "quarantine": str(error), "metadata_json": metadata}
     except Exception as error:
-        empty = dict.fromkeys(RECORD_FIELDS)
         return {**empty, "shard": shard_key, "error": f"{type(error).__name__}: {error}"}

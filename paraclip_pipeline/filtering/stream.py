@@ -336,7 +336,7 @@ def paired_batches(
 
 @dataclass(frozen=True)
 class KeptQuality:
-    """What the blocking checks of filtered_pairs look at, read from the kept file."""
+    """What the training-gate checks of filtered_pairs look at, read from the kept file."""
 
     mismatched_columns: list[str]
     empty_text_cells: int

@@ -96,20 +96,3 @@ def latest_partition_records(
         )
         for partition, version in versions.items()
     }
-
-
-def stale_code_version_partitions(
-    instance: dg.DagsterInstance, asset_key: dg.AssetKey, current_code_version: str
-) -> list[str]:
-    """Partitions whose latest materialization was made by another code version."""
-    return [
-        record.partition
-        for record in latest_partition_records(instance, asset_key).values()
-        if record.code_version != current_code_version
-    ]
-
-
-def latest_storage_id(instance: dg.DagsterInstance, asset_key: dg.AssetKey) -> int | None:
-    """Storage id of the asset's newest materialization (any partition), None if never built."""
-    records = instance.fetch_materializations(asset_key, limit=1).records
-    return records[0].storage_id if records else None

@@ -2,9 +2,10 @@
 
 A shard is QUARANTINED when its file could not be ingested (raw_captions recorded a
 quarantine observation newer than its last materialization) or when the latest
-filtered_pairs of the partition failed a blocking check. Training, the report, the
-``paraclip shards`` command and the new-shard sensor all read the status from here, so
-"what was left out and why" has one answer. Everything is an indexed event-log lookup
+filtered_pairs of the partition failed a training-gate check (non-blocking for the
+run). Training, the report, the ``paraclip shards`` command, the new-shard sensor and the
+retraining policy all read the status from here, so "what was left out and why" has one
+answer. Everything is an indexed event-log lookup
 except the reasons, which are read only for quarantined shards.
 """
 
@@ -15,7 +16,12 @@ from dataclasses import dataclass
 
 import dagster as dg
 
-from paraclip_pipeline.asset_names import BLOCKING_CHECKS, FILTERED_PAIRS, RAW_CAPTIONS
+from paraclip_pipeline.asset_names import (
+    CAPTION_SHARDS,
+    FILTERED_PAIRS,
+    RAW_CAPTIONS,
+    TRAINING_GATE_CHECKS,
+)
 from paraclip_pipeline.lineage.event_log import latest_partition_records, latest_partition_versions
 
 # Observation metadata key that raw_captions writes when it quarantines a shard.
@@ -24,7 +30,7 @@ QUARANTINE_RUN_TAG = "paraclip/quarantined"
 
 OK = "ok"
 QUARANTINED = "quarantined"  # the shard file could not be ingested
-CHECKS_FAILED = "checks_failed"  # the latest filtered_pairs failed a blocking check
+CHECKS_FAILED = "checks_failed"  # the latest filtered_pairs failed a training-gate check
 STALE_RULES = "stale_rules"  # filtered with other filter rules than the loaded ones
 NOT_BUILT = "not_built"  # no filtered_pairs yet (new, or never ingested)
 TRAINABLE = frozenset({OK})
@@ -76,13 +82,13 @@ def quarantine_observations(
     return {shard: (sid, reasons[sid]) for shard, sid in current.items() if sid in reasons}
 
 
-def failed_blocking_checks(
+def failed_gate_checks(
     instance: dg.DagsterInstance, partitions: Sequence[str] | None = None
 ) -> dict[str, list[str]]:
-    """Blocking checks of filtered_pairs that failed on each partition's latest output."""
+    """Training-gate checks of filtered_pairs that failed on each partition's latest output."""
     from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
-    keys = [dg.AssetCheckKey(dg.AssetKey(FILTERED_PAIRS), name) for name in BLOCKING_CHECKS]
+    keys = [dg.AssetCheckKey(dg.AssetKey(FILTERED_PAIRS), name) for name in TRAINING_GATE_CHECKS]
     infos = instance.event_log_storage.get_asset_check_partition_info(
         keys, partition_keys=list(partitions) if partitions is not None else None
     )
@@ -103,7 +109,7 @@ def shard_statuses(
     """One status per partition, the first that applies: quarantined, checks failed, not
     built, stale rules, ok. ``filtered_pairs_code_version`` None skips the rules test."""
     quarantined = quarantine_observations(instance, partitions)
-    failed = failed_blocking_checks(instance, partitions)
+    failed = failed_gate_checks(instance, partitions)
     pairs = latest_partition_records(instance, dg.AssetKey(FILTERED_PAIRS), list(partitions))
     statuses = {}
     for shard in partitions:
@@ -124,3 +130,24 @@ def shard_statuses(
             status = ShardStatus(shard, OK)
         statuses[shard] = status
     return statuses
+
+
+def stale_rules_partitions(
+    instance: dg.DagsterInstance, filtered_pairs_code_version: str
+) -> dict[str, str | None]:
+    """Registered, non-quarantined shards whose latest filtered_pairs was built by another
+    code version (other filter rules): ``{shard: the code version it was built with}``.
+
+    A retired partition (file gone) or a quarantined one (no usable input) cannot be
+    refiltered, so it is no stale alarm anyone can act on.
+    """
+    registered = set(instance.get_dynamic_partitions(CAPTION_SHARDS))
+    quarantined = quarantine_observations(instance)
+    records = latest_partition_records(instance, dg.AssetKey(FILTERED_PAIRS))
+    return {
+        shard: record.code_version
+        for shard, record in sorted(records.items())
+        if shard in registered
+        and shard not in quarantined
+        and record.code_version != filtered_pairs_code_version
+    }

@@ -11,19 +11,31 @@ import sys
 import dagster as dg
 
 from paraclip_pipeline.asset_names import CAPTION_SHARDS
+from paraclip_pipeline.lineage.pending import REMOVED, pending_shards
 from paraclip_pipeline.lineage.shard_status import shard_statuses
 from paraclip_pipeline.sources import discover_shards
 
 
 def list_shards(instance: dg.DagsterInstance, rules_code_version: str) -> str:
-    """One line per registered shard: key, status, reason (``-`` when there is none)."""
+    """One line per registered shard: key, status, whether it is pending retraining (new,
+    changed, left_out since the latest checkpoint; ``-`` when not) and reason (``-`` when
+    there is none); then the retired shards still pending, and how many are pending."""
     keys = sorted(instance.get_dynamic_partitions(CAPTION_SHARDS))
     if not keys:
         return "no shard partitions are registered"
     statuses = shard_statuses(instance, keys, rules_code_version)
+    pending = {s.partition: s.change for s in pending_shards(instance, rules_code_version).shards}
     width = max(len(key) for key in keys)
-    lines = [f"{'shard':<{width}}  {'status':<13}  reason"]
-    lines += [f"{key:<{width}}  {statuses[key].status:<13}  {statuses[key].reason}" for key in keys]
+    lines = [f"{'shard':<{width}}  {'status':<13}  {'pending':<8}  reason"]
+    lines += [
+        f"{key:<{width}}  {statuses[key].status:<13}  {pending.get(key, '-'):<8}  "
+        f"{statuses[key].reason}"
+        for key in keys
+    ]
+    removed = sorted(key for key, change in pending.items() if change == REMOVED)
+    if removed:
+        lines.append(f"retired since the latest checkpoint: {', '.join(removed)}")
+    lines.append(f"{len(pending)} shard(s) pending retraining (PARACLIP_RETRAIN_POLICY says when)")
     return "\n".join(lines)
 
 

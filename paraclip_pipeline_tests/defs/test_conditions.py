@@ -1,5 +1,5 @@
 """Automation requests work only when an input's data version changed, and a missing
-(quarantined) shard does not block training on the others."""
+(quarantined) shard does not block the others."""
 
 from __future__ import annotations
 
@@ -45,7 +45,9 @@ class Ticker:
         return set(self.partitions)
 
 
-def test_training_follows_data_versions_and_ignores_a_missing_shard(pipeline: Pipeline) -> None:
+def test_report_follows_the_checkpoint_data_version_only(pipeline: Pipeline) -> None:
+    """The checkpoint itself is requested by the retraining policy sensor
+    (test_retraining.py), never by a condition; the report follows its weights."""
     instance = pipeline.instance
     instance.add_dynamic_partitions(caption_shards.name, ["shard-q"])  # never ingested
     ticker = Ticker(pipeline)
@@ -53,20 +55,15 @@ def test_training_follows_data_versions_and_ignores_a_missing_shard(pipeline: Pi
     for shard in ("shard-a", "shard-b"):
         for asset in PER_SHARD:
             _materialize(instance, asset, f"{asset}-{shard}-1", shard)
-    # shard-q has no output at all; training is requested anyway.
-    assert TEXT_ENCODER_CHECKPOINT in ticker.requested()
+    assert TEXT_ENCODER_CHECKPOINT not in ticker.requested()
     _materialize(instance, TEXT_ENCODER_CHECKPOINT, "weights-1")
     assert ticker.requested() == {BENCHMARK_REPORT}
     _materialize(instance, BENCHMARK_REPORT, "report-1")
     assert ticker.requested() == set()
 
-    # An identical refilter (same data version) requests nothing downstream.
-    _materialize(instance, FILTERED_PAIRS, f"{FILTERED_PAIRS}-shard-a-1", "shard-a")
-    assert ticker.requested() == set()
-
-    # Changed pairs retrain; the report waits for the checkpoint's new weights.
+    # Changed pairs request no checkpoint (the policy's call); the same weights no report.
     _materialize(instance, FILTERED_PAIRS, f"{FILTERED_PAIRS}-shard-a-2", "shard-a")
-    assert ticker.requested() == {TEXT_ENCODER_CHECKPOINT}
+    assert ticker.requested() == set()
     _materialize(instance, TEXT_ENCODER_CHECKPOINT, "weights-1")  # same weights
     assert ticker.requested() == set()
     _materialize(instance, TEXT_ENCODER_CHECKPOINT, "weights-2")

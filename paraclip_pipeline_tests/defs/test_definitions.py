@@ -62,6 +62,9 @@ def test_checks_sensors_schedules_and_jobs_are_registered() -> None:
         dg.DefaultSensorStatus.RUNNING
     )
     assert defs.resolve_sensor_def("paraclip_automation") is not None
+    for name in ("rules_staleness_sensor", "retrain_policy_sensor"):
+        assert defs.resolve_sensor_def(name).default_status == dg.DefaultSensorStatus.RUNNING
+    assert defs.resolve_sensor_def("retrain_policy_sensor").job_name == "training_job"
     assert defs.resolve_schedule_def("nightly_refresh").default_status == (
         dg.DefaultScheduleStatus.RUNNING
     )

@@ -143,6 +143,8 @@ def test_bad_shards_rules_edit_and_removal_keep_automation_going(
     env.update(
         {
             "PARACLIP_FILTER_RULES": str(rules_path),
+            # Retrain after every changed shard (the default batches three or waits a night).
+            "PARACLIP_RETRAIN_POLICY": "eager",
             "PARACLIP_TRAIN_CONFIG": str(train_path),
             "PARACLIP_STS_DIR": "",
             "PARACLIP_EVAL_DATA": "",
@@ -223,8 +225,8 @@ def test_bad_shards_rules_edit_and_removal_keep_automation_going(
         scenario.settle()
         assert len(scenario.checkpoints()) == trained
 
-        # No quarantined shard ever trained; no run failed except the blocking check.
+        # No quarantined shard ever trained; no run failed (the Latin-1 shard's failed
+        # checks quarantine it without failing its run).
         assert all(not (_trained_shards(m) & bad) for m in scenario.checkpoints())
         failed = instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE]))
-        for run in failed:
-            assert run.tags.get("dagster/partition") == LATIN1, run.run_id
+        assert [run.run_id for run in failed] == []

@@ -9,8 +9,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from paraclip_pipeline import schema
+from paraclip_pipeline.defs.retraining import build_retrain_sensor
+from paraclip_pipeline.defs.staleness import build_rules_staleness_sensor
 from paraclip_pipeline.lineage.event_log import latest_partition_versions
 from paraclip_pipeline.lineage.query import trace
+from paraclip_pipeline.retrain_policy import RetrainPolicy
 from paraclip_pipeline.sources import discover_shards, shard_content_hash
 from paraclip_pipeline.storage import StorageLayout
 from paraclip_pipeline_tests.defs.support import SHARD_CAPTIONS, Pipeline
@@ -139,6 +142,11 @@ def test_unchanged_shard_keeps_its_data_version_and_makes_no_calls(pipeline: Pip
     assert pipeline.counter.calls == calls_after_first  # every row answered from the cache
 
 
+def _filtered_pairs_code_version(pipeline: Pipeline) -> str:
+    key = dg.AssetKey("filtered_pairs")
+    return pipeline.defs.resolve_assets_def(key).code_versions_by_key[key] or ""
+
+
 def test_rules_edit_reruns_only_the_filter_and_what_follows(pipeline: Pipeline) -> None:
     pipeline.run_all_shards()
     assert pipeline.run_training().success
@@ -162,6 +170,15 @@ def test_rules_edit_reruns_only_the_filter_and_what_follows(pipeline: Pipeline) 
         for partition in after_edit.get_requested_partitions(dg.AssetKey(asset))
     }
     assert requested == {("filtered_pairs", shard) for shard in SHARD_CAPTIONS}
+    # Before anything reruns, each stale partition is marked on its page.
+    code_version = _filtered_pairs_code_version(pipeline)
+    stale = build_rules_staleness_sensor(code_version)(
+        dg.build_sensor_context(instance=pipeline.instance)
+    )
+    assert {event.partition for event in stale.asset_events} == set(SHARD_CAPTIONS)
+    # ... and retraining waits for the refilter of the shards it trained on.
+    policy = build_retrain_sensor(RetrainPolicy.parse("eager"), code_version)
+    assert policy(dg.build_sensor_context(instance=pipeline.instance)).run_requests == []
 
     # Run exactly what the automation asked for: filtered_pairs, shard by shard.
     refilter = pipeline.defs.resolve_job_def("shard_job").get_subset(
@@ -178,9 +195,11 @@ def test_rules_edit_reruns_only_the_filter_and_what_follows(pipeline: Pipeline) 
         versions_after[shard].data_version != versions_before[shard].data_version
         for shard in SHARD_CAPTIONS
     )
-    # Automation follows data versions: changed pairs retrain on the next tick.
+    # Automation follows data versions: changed pairs retrain (the eager policy) and
+    # nothing upstream reruns.
+    [retrain] = policy(dg.build_sensor_context(instance=pipeline.instance)).run_requests
+    assert retrain.job_name in (None, "training_job")
     next_tick = dg.evaluate_automation_conditions(
         defs=pipeline.defs, instance=pipeline.instance, cursor=after_edit.cursor
     )
-    assert next_tick.get_num_requested(dg.AssetKey("text_encoder_checkpoint")) == 1
     assert next_tick.get_num_requested(dg.AssetKey("stage1_paraphrases")) == 0

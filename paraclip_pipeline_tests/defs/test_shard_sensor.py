@@ -13,7 +13,6 @@ from dagster._core.definitions.data_version import DATA_VERSION_TAG
 from paraclip_pipeline.defs.automation import new_shard_sensor, refresh_requests
 from paraclip_pipeline.defs.partitions import caption_shards
 from paraclip_pipeline.defs.resources import ShardSourceResource
-from paraclip_pipeline.lineage.shard_status import QUARANTINE_REASON_KEY, quarantine_observations
 from paraclip_pipeline.sources import discover_shards, shard_content_hash
 
 
@@ -123,64 +122,11 @@ def test_refresh_requests_missing_and_stale_shards(instance) -> None:
     assert requested == {"beta", "gamma"}
 
 
-def test_refresh_retrains_when_pairs_are_newer_than_checkpoint(instance) -> None:
+def test_refresh_leaves_retraining_to_the_policy(instance) -> None:
     instance.add_dynamic_partitions(caption_shards.name, ["alpha"])
     _materialize(instance, "raw_captions", "alpha")
     _materialize(instance, "image_embeddings", "alpha")
     instance.report_runless_asset_event(dg.AssetMaterialization("text_encoder_checkpoint"))
     _materialize(instance, "filtered_pairs", "alpha", code_version="rules")
-    [request] = refresh_requests(instance, "rules")
-    assert set(request.asset_selection) == {
-        dg.AssetKey("text_encoder_checkpoint"),
-        dg.AssetKey("benchmark_report"),
-    }
-    instance.report_runless_asset_event(dg.AssetMaterialization("text_encoder_checkpoint"))
+    # Pairs newer than the checkpoint: the retraining policy sensor decides, not the refresh.
     assert refresh_requests(instance, "rules") == []
-
-
-def _warnings(capsys: pytest.CaptureFixture[str]) -> list[str]:
-    # The sensor context's logger writes "<time> - dagster - WARNING - <message>" to stderr.
-    lines = capsys.readouterr().err.splitlines()
-    return [line.split(" - WARNING - ", 1)[1] for line in lines if " - WARNING - " in line]
-
-
-def test_bad_names_and_quarantines_are_reported_once(
-    instance, shard_dir: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    write_shard(shard_dir, "bad name", ["a caption in a badly named file"])
-    first = tick(instance, shard_dir, None)
-    assert sum("ignoring shard 'bad name.jsonl'" in m for m in _warnings(capsys)) == 1
-    apply_partition_requests(instance, first)
-    instance.report_runless_asset_event(
-        dg.AssetObservation(
-            "raw_captions", partition="beta", metadata={QUARANTINE_REASON_KEY: "beta: no rows"}
-        )
-    )
-    second = tick(instance, shard_dir, first.cursor)
-    [quarantine] = _warnings(capsys)
-    assert "shard beta is quarantined" in quarantine and "beta: no rows" in quarantine
-    tick(instance, shard_dir, second.cursor)
-    assert _warnings(capsys) == []
-    # A successful ingestion lifts the quarantine.
-    record_materialization(instance, "beta", "hash")
-    assert quarantine_observations(instance) == {}
-
-
-def test_removed_shard_file_retires_its_partition(instance, shard_dir: Path) -> None:
-    first = tick(instance, shard_dir, None)
-    apply_partition_requests(instance, first)
-    (shard_dir / "beta.jsonl").unlink()
-    second = tick(instance, shard_dir, first.cursor)
-    [delete] = second.dynamic_partitions_requests
-    assert isinstance(delete, dg.DeleteDynamicPartitionsRequest)
-    assert list(delete.partition_keys) == ["beta"]
-    assert second.run_requests == []
-
-
-def test_an_empty_listing_retires_nothing(instance, shard_dir: Path) -> None:
-    # An unmounted or emptied location looks like every file removed: keep the partitions.
-    first = tick(instance, shard_dir, None)
-    apply_partition_requests(instance, first)
-    for path in shard_dir.iterdir():
-        path.unlink()
-    assert not tick(instance, shard_dir, first.cursor).dynamic_partitions_requests

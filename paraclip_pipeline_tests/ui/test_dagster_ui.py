@@ -222,6 +222,8 @@ def test_sensors_and_schedule_are_listed_and_switchable(deployment: Deployment) 
         "new_shard_sensor",
         "nightly_refresh",
         "paraclip_automation",
+        "retrain_policy_sensor",
+        "rules_staleness_sensor",
     ]
 
 

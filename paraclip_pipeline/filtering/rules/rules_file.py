@@ -70,7 +70,7 @@ class SplitConfig(BaseModel):
 
 
 class PassRateConfig(BaseModel):
-    """Bounds on the share of rows kept, for the blocking asset check."""
+    """Bounds on the share of rows kept, for the pass-rate check that gates training."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
