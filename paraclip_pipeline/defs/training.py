@@ -52,6 +52,7 @@ IMAGE_EMBEDDING_INPUTS = [
     schema.IMAGE_EMBEDDING_MODEL,
 ]
 INPUTS_FINGERPRINT = "inputs_fingerprint"
+COUNT_BATCH_ROWS = 1 << 16
 
 
 @dg.asset(
@@ -103,15 +104,18 @@ def image_embeddings(
     )
 
 
+def _train_rows(pairs: ParquetTable) -> int:
+    """Train rows of one shard from a scan of its split column (never the whole table)."""
+    batches = pairs.batches(COUNT_BATCH_ROWS, [schema.SPLIT])
+    return sum(int(pc.sum(pc.equal(b.column(0), schema.TRAIN)).as_py() or 0) for b in batches)
+
+
 def _shard_inputs(
-    instance: dg.DagsterInstance, pairs_by_shard: dict[str, pa.Table]
+    instance: dg.DagsterInstance, pairs_by_shard: dict[str, ParquetTable]
 ) -> list[dict[str, object]]:
     counts = {
-        shard: ShardRows(
-            rows=len(table),
-            train_rows=int(pc.sum(pc.equal(table[schema.SPLIT], schema.TRAIN)).as_py() or 0),
-        )
-        for shard, table in pairs_by_shard.items()
+        shard: ShardRows(rows=pairs.num_rows, train_rows=_train_rows(pairs))
+        for shard, pairs in pairs_by_shard.items()
     }
     return shard_inputs(instance, counts)
 
@@ -153,8 +157,8 @@ def _loss_plot_markdown(loss_history: list[dict[str, float]]) -> str:
 )
 def text_encoder_checkpoint(
     context: dg.AssetExecutionContext,
-    filtered_pairs: dict[str, pa.Table],
-    image_embeddings: dict[str, pa.Table],
+    filtered_pairs: dict[str, ParquetTable],
+    image_embeddings: dict[str, ParquetTable],
     clip_model: ClipModelResource,
     training: TrainingResource,
     storage: StorageResource,
@@ -169,10 +173,13 @@ def text_encoder_checkpoint(
 
     Trains only on shards whose latest filtered_pairs passed its blocking checks with the
     loaded rules; the rest are listed with their reason under ``excluded`` in the manifest.
+    The shards arrive as file handles: training prepares them once, with bounded memory,
+    beside the first checkpoint (``training.prepare``) and streams them (``training.stream``).
     """
     from paraclip_pipeline.modeling.profiles import get_profile
     from paraclip_pipeline.training.distributed import write_job
-    from paraclip_pipeline.training.loop import TrainResult, train_text_encoder
+    from paraclip_pipeline.training.loop import DistContext, TrainResult, run_training
+    from paraclip_pipeline.training.prepare import prepare_training_data, prepared_dir_for
 
     filtered_pairs, excluded = select_trainable(context, filtered_pairs)
     if not filtered_pairs:
@@ -189,13 +196,19 @@ def text_encoder_checkpoint(
             f"training inputs unchanged since checkpoint {previous[1]}: nothing to retrain"
         )
         return
-    pairs = pa.concat_tables(filtered_pairs[shard] for shard in sorted(filtered_pairs))
-    embeddings = pa.concat_tables(
-        image_embeddings[shard] for shard in sorted(image_embeddings) if shard in filtered_pairs
-    )
     profile = get_profile(clip_model.profile)
     results = []
     with heartbeat(context.log.info, "training") as progress:
+        first_dir = seed_checkpoint_dir(storage.layout.checkpoints_dir, context.run_id, 0, 0)
+        data = prepare_training_data(
+            [filtered_pairs[shard] for shard in sorted(filtered_pairs)],
+            [
+                image_embeddings[shard]
+                for shard in sorted(image_embeddings)
+                if shard in filtered_pairs
+            ],
+            prepared_dir_for(first_dir),
+        )
         for index, seed in enumerate(config.run_seeds):
             output_dir = seed_checkpoint_dir(
                 storage.layout.checkpoints_dir, context.run_id, seed, index
@@ -211,15 +224,20 @@ def text_encoder_checkpoint(
                 "excluded": excluded,
             }
             if ray.enabled or config.nproc > 1:
-                job_path = write_job(pairs, embeddings, **job)
+                job_path = write_job(data, **job)
                 if ray.enabled:
                     _train_with_ray(context, job_path, config.nproc, ray)
                 else:
                     _train_with_torchrun(context, job_path, config.nproc)
                 result = TrainResult.from_checkpoint_dir(output_dir)
             else:
-                result = train_text_encoder(pairs, embeddings, **job, log=progress)
+                trained = run_training(
+                    data, **job, log=progress, context=DistContext(device=config.device)
+                )
+                assert trained is not None  # one process: rank 0
+                result = trained
             results.append(result)
+        data.remove()
     from paraclip_pipeline.retention import prune_checkpoints
 
     pruned = prune_checkpoints(

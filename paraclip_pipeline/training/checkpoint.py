@@ -85,6 +85,9 @@ def atomic_directory(target: Path) -> Iterator[Path]:
         shutil.rmtree(staging, ignore_errors=True)
 
 
+_CAPTION_IDS_SCHEMA = pa.schema([pa.field(schema.CAPTION_ID, pa.string())])
+
+
 def write_checkpoint(
     output_dir: Path,
     *,
@@ -93,7 +96,7 @@ def write_checkpoint(
     profile: ModelProfile,
     model_config: dict[str, Any],
     manifest_fields: dict[str, Any],
-    trained_caption_ids: list[str],
+    trained_caption_ids: list[str] | pa.ChunkedArray,
 ) -> dict[str, Any]:
     """Write the final checkpoint directory atomically; returns its manifest."""
     output_dir = Path(output_dir).resolve()
@@ -121,7 +124,7 @@ def write_checkpoint(
         }
         write_text_atomic(json.dumps(open_clip_config, indent=2), staging / OPEN_CLIP_CONFIG_FILE)
         write_parquet_atomic(
-            pa.table({schema.CAPTION_ID: pa.array(trained_caption_ids, pa.string())}),
+            pa.table({schema.CAPTION_ID: trained_caption_ids}, schema=_CAPTION_IDS_SCHEMA),
             staging / CAPTION_IDS_FILE,
         )
         manifest = {
