@@ -48,7 +48,9 @@ EMBEDDING_COLUMNS = schema.IMAGE_EMBEDDINGS_SCHEMA.names
 # Small row groups: the loader reads one shuffle window (a row range) at a time.
 ROW_GROUP_ROWS = 8192
 BATCH_ROWS = 1 << 15
-DUCKDB_MEMORY_LIMIT = "512MB"
+# 16 MB of float32 at width 512: the embeddings are the wide part.
+EMBEDDING_BATCH_ROWS = 1 << 13
+DUCKDB_MEMORY_LIMIT = "256MB"
 _KEY = "__normalised"
 # An in-memory table given as a source is written here first (tests, small runs).
 Source = Sequence[ParquetTable | str | Path] | pa.Table
@@ -76,13 +78,16 @@ class PreparedData:
     def train_path(self) -> Path:
         return Path(self.directory) / TRAIN_FILE
 
-    def embeddings(self) -> np.ndarray:
-        """(rows, dim) float32, memory-mapped (a zero-width array is not mappable)."""
-        path = Path(self.directory) / EMBEDDINGS_FILE
-        return np.load(path, mmap_mode="r" if self.dim and self.rows else None)
+    def image_rows(self, rows: np.ndarray) -> np.ndarray:
+        """Embedding rows ``rows`` (float32, a copy) read through a mapping of the .npy that
+        is dropped at once: the process never keeps the file's pages resident."""
+        if not self.dim:
+            return np.zeros((len(rows), 0), np.float32)
+        return np.array(np.load(Path(self.directory) / EMBEDDINGS_FILE, mmap_mode="r")[rows])
 
     def has_image(self) -> np.ndarray:
-        return np.load(Path(self.directory) / HAS_IMAGE_FILE, mmap_mode="r" if self.rows else None)
+        """(rows,) bool, one byte a row."""
+        return np.load(Path(self.directory) / HAS_IMAGE_FILE)
 
     def caption_ids(self) -> pa.ChunkedArray:
         return pq.read_table(self.train_path, columns=[schema.CAPTION_ID]).column(0)
@@ -113,6 +118,16 @@ def _signature(handle: ParquetTable) -> str:
     return f"{handle.location}|{info.st_size}|{getattr(info, 'st_mtime_ns', info.st_mtime)}"
 
 
+def _batches(handle: ParquetTable, rows: int, columns: list[str]) -> Iterator[pa.RecordBatch]:
+    """The file's rows, ``rows`` at a time, one row group after the other: pyarrow 26's
+    ``iter_batches`` over all row groups reads ahead and held most of a 200 MB file
+    (measured with ``memory_probe``); per row group it holds one batch."""
+    with UPath(handle.location).open("rb") as source:
+        parquet = pq.ParquetFile(source)
+        for group in range(parquet.num_row_groups):
+            yield from parquet.iter_batches(rows, row_groups=[group], columns=columns)
+
+
 def _require_columns(handle: ParquetTable, expected: list[str], what: str) -> None:
     names = handle.schema.names
     missing = [name for name in expected if name not in names]
@@ -127,7 +142,7 @@ def _keyed_train_rows(pairs: list[ParquetTable], target: Path) -> None:
     with pq.ParquetWriter(target, keyed_schema) as writer:
         for handle in pairs:
             _require_columns(handle, columns, "filtered pairs")
-            for batch in handle.batches(BATCH_ROWS, columns):
+            for batch in _batches(handle, BATCH_ROWS, columns):
                 train = pa.Table.from_batches([batch]).filter(
                     pc.equal(batch.column(schema.SPLIT), schema.TRAIN)
                 )
@@ -145,25 +160,28 @@ def _keyed_train_rows(pairs: list[ParquetTable], target: Path) -> None:
                 writer.write_table(keyed.to_arrow().cast(keyed_schema))
 
 
-def _local_paths(handles: list[ParquetTable], work: Path, columns: list[str]) -> list[str]:
-    """Local paths DuckDB can read: a file behind an fsspec URI is copied batch by batch."""
-    paths = []
-    for index, handle in enumerate(handles):
-        if UPath(handle.location).protocol in ("", "file", "local"):
-            paths.append(str(UPath(handle.location).path))
-            continue
-        local = work / f"embeddings-{index}.parquet"
-        with pq.ParquetWriter(
-            local, pa.schema([handle.schema.field(c) for c in columns])
-        ) as writer:
-            for batch in handle.batches(BATCH_ROWS, columns):
-                writer.write_batch(batch)
-        paths.append(str(local))
-    return paths
+def _embedding_ids(embeddings: list[ParquetTable], target: Path) -> None:
+    """(file, row, caption_id) of every image-embedding row: the join runs on these narrow
+    columns, so the embeddings themselves are never sorted or held (DuckDB ran out of its
+    memory limit sorting 200k x 512 floats as list payload)."""
+    ids_schema = pa.schema(
+        [("file", pa.int32()), ("row", pa.int64()), (schema.CAPTION_ID, pa.string())]
+    )
+    with pq.ParquetWriter(target, ids_schema) as writer:
+        for index, handle in enumerate(embeddings):
+            _require_columns(handle, EMBEDDING_COLUMNS, "image embeddings")
+            row = 0
+            for batch in _batches(handle, BATCH_ROWS, [schema.CAPTION_ID]):
+                files = pa.array(np.full(len(batch), index, np.int32))
+                rows = pa.array(np.arange(row, row + len(batch)))
+                writer.write_table(
+                    pa.Table.from_arrays([files, rows, batch.column(0)], schema=ids_schema)
+                )
+                row += len(batch)
 
 
 def _connect(work: Path) -> duckdb.DuckDBPyConnection:
-    connection = duckdb.connect()
+    connection = duckdb.connect(str(work / "prepare.duckdb"))
     connection.execute(f"SET memory_limit = '{DUCKDB_MEMORY_LIMIT}'")
     spill = str(work / "duckdb").replace("'", "''")
     connection.execute(f"SET temp_directory = '{spill}'")
@@ -178,44 +196,71 @@ def _check_unique(connection: duckdb.DuckDBPyConnection, relation: str, what: st
         raise TrainingDataError(f"{what}: caption_id {row[0]} appears more than once")
 
 
-def _joined_batches(
-    connection: duckdb.DuckDBPyConnection, keyed: Path, embeddings: list[str]
-) -> tuple[int, int, Iterator[pa.RecordBatch]]:
-    """(keyed rows, deduplicated rows, the deduplicated rows joined, sorted by caption_id)."""
+def _train_rows(
+    connection: duckdb.DuckDBPyConnection, keyed: Path, target: Path
+) -> tuple[int, int]:
+    """Write the deduplicated train rows sorted by caption_id to ``target``; returns (train
+    rows before dedup, after). Leaves table ``positioned`` (caption_id, position)."""
     connection.read_parquet(str(keyed)).create_view("keyed")
-    connection.read_parquet(embeddings).create_view("embeddings")
     _check_unique(connection, "keyed", "filtered pairs")
-    _check_unique(connection, "embeddings", "image embeddings")
     connection.execute(
-        "CREATE VIEW unique_train AS SELECT * FROM keyed "
-        f"QUALIFY row_number() OVER (PARTITION BY {_KEY} ORDER BY {schema.CAPTION_ID}) = 1"
+        "CREATE TABLE positioned AS SELECT *, "
+        f"row_number() OVER (ORDER BY {schema.CAPTION_ID}) - 1 AS position FROM ("
+        "SELECT * FROM keyed "
+        f"QUALIFY row_number() OVER (PARTITION BY {_KEY} ORDER BY {schema.CAPTION_ID}) = 1)"
     )
     counts = connection.execute(
-        "SELECT (SELECT count(*) FROM keyed), (SELECT count(*) FROM unique_train)"
+        "SELECT (SELECT count(*) FROM keyed), (SELECT count(*) FROM positioned)"
     ).fetchone()
     assert counts is not None
-    columns = ", ".join(f"t.{name}" for name in TRAIN_COLUMNS)
-    extra = ", ".join(f"e.{name}" for name in EMBEDDING_COLUMNS[1:])
-    result = connection.execute(
-        f"SELECT {columns}, {extra} FROM unique_train t "
-        f"LEFT JOIN embeddings e ON t.{schema.CAPTION_ID} = e.{schema.CAPTION_ID} "
-        f"ORDER BY t.{schema.CAPTION_ID}"
+    spill = str(target).replace("'", "''")
+    connection.execute(
+        f"COPY (SELECT {', '.join(TRAIN_COLUMNS)} FROM positioned ORDER BY position) "
+        f"TO '{spill}' (FORMAT parquet, ROW_GROUP_SIZE {ROW_GROUP_ROWS})"
     )
-    reader = result.fetch_record_batch(BATCH_ROWS)
-    return int(counts[0]), int(counts[1]), iter(reader)
+    return int(counts[0]), int(counts[1])
+
+
+def _positions(connection: duckdb.DuckDBPyConnection, ids: Path) -> _Positions:
+    """Each image-embedding row's train position (-1: not a train row), in file order."""
+    connection.read_parquet(str(ids)).create_view("embedding_ids")
+    _check_unique(connection, "embedding_ids", "image embeddings")
+    result = connection.execute(
+        "SELECT coalesce(p.position, -1) FROM embedding_ids e "
+        f"LEFT JOIN positioned p ON e.{schema.CAPTION_ID} = p.{schema.CAPTION_ID} "
+        "ORDER BY e.file, e.row"
+    )
+    return _Positions(result.fetch_record_batch(BATCH_ROWS))
+
+
+class _Positions:
+    """A one-column stream of positions, consumed as many at a time as a batch has rows."""
+
+    def __init__(self, reader: pa.RecordBatchReader) -> None:
+        self.reader, self.buffer = reader, np.empty(0, np.int64)
+
+    def take(self, count: int) -> np.ndarray:
+        while len(self.buffer) < count:
+            chunk = self.reader.read_next_batch().column(0).to_numpy()
+            self.buffer = np.concatenate([self.buffer, chunk])
+        head, self.buffer = self.buffer[:count], self.buffer[count:]
+        return head
 
 
 class _EmbeddingWriter:
-    """Fills ``image_embeddings.npy`` batch by batch; the width is the first image row's."""
+    """Fills ``image_embeddings.npy`` (memory-mapped, rows in train order) batch by batch;
+    the width is the first image row's."""
 
     def __init__(self, path: Path, rows: int) -> None:
-        self.path, self.rows, self.offset = path, rows, 0
-        self.matrix: np.ndarray | None = None
+        self.path, self.rows = path, rows
+        self.dim: int | None = None
+        self.has_image = np.zeros(rows, np.bool_)  # one byte a row
         self.models: set[str] = set()
-        self.with_image = 0
+        self.matched = 0
 
-    def write(self, batch: pa.RecordBatch) -> np.ndarray:
-        """Checks and stores one batch's embeddings; returns its has_image mask."""
+    def write(self, batch: pa.RecordBatch, positions: np.ndarray) -> None:
+        """Checks and stores the embeddings of ``batch`` (rows of train rows) at ``positions``."""
+        self.matched += len(batch)
         has_image = pc.fill_null(batch.column(schema.HAS_IMAGE), False)
         embeddings = batch.column(schema.IMAGE_EMBEDDING)
         missing = pc.and_(has_image, pc.is_null(embeddings))
@@ -228,38 +273,49 @@ class _EmbeddingWriter:
         mask = has_image.to_numpy(zero_copy_only=False).astype(bool)
         with_image = embeddings.filter(has_image)
         lengths = pc.list_value_length(with_image).to_numpy(zero_copy_only=False)
-        if len(lengths) and self.matrix is None:
-            self.matrix = np.lib.format.open_memmap(
-                self.path, mode="w+", dtype=np.float32, shape=(self.rows, int(lengths[0]))
+        if not len(lengths):
+            return
+        if self.dim is None:
+            self.dim = int(lengths[0])
+            # A sparse file of zeros: rows without an image stay zero.
+            np.lib.format.open_memmap(
+                self.path, mode="w+", dtype=np.float32, shape=(self.rows, self.dim)
+            ).flush()
+        dim = self.dim
+        if (lengths != dim).any():
+            bad = int(np.argmax(lengths != dim))
+            caption_id = batch.filter(has_image).column(schema.CAPTION_ID)[bad]
+            raise TrainingDataError(
+                f"image_embeddings row caption_id={caption_id} has a {schema.IMAGE_EMBEDDING} "
+                f"of length {int(lengths[bad])}, other rows have {dim}"
             )
-        if len(lengths):
-            assert self.matrix is not None
-            dim = self.matrix.shape[1]
-            if (lengths != dim).any():
-                bad = int(np.argmax(lengths != dim))
-                caption_id = batch.filter(has_image).column(schema.CAPTION_ID)[bad]
-                raise TrainingDataError(
-                    f"image_embeddings row caption_id={caption_id} has a "
-                    f"{schema.IMAGE_EMBEDDING} of length {int(lengths[bad])}, other rows have {dim}"
-                )
-            flat = pc.list_flatten(with_image).to_numpy(zero_copy_only=False)
-            rows = np.flatnonzero(mask) + self.offset
-            self.matrix[rows] = flat.astype(np.float32).reshape(-1, dim)
-            models = batch.filter(has_image).column(schema.IMAGE_EMBEDDING_MODEL)
-            self.models.update(m for m in pc.unique(models).to_pylist() if m is not None)
-            self.with_image += len(lengths)
-        self.offset += len(batch)
-        return mask
+        flat = pc.list_flatten(with_image).to_numpy(zero_copy_only=False)
+        # Mapped for this batch only, so its pages leave the resident set with it.
+        matrix = np.load(self.path, mmap_mode="r+")
+        matrix[positions[mask]] = flat.astype(np.float32).reshape(-1, dim)
+        matrix.flush()
+        del matrix
+        self.has_image[positions[mask]] = True
+        models = batch.filter(has_image).column(schema.IMAGE_EMBEDDING_MODEL)
+        self.models.update(m for m in pc.unique(models).to_pylist() if m is not None)
 
-    def close(self) -> int:
-        """Flush; returns the width (0 when no row has an image)."""
-        if self.matrix is None:
+    def close(self, directory: Path) -> int:
+        """Flush and write has_image; returns the width (0 when no row has an image)."""
+        np.save(directory / HAS_IMAGE_FILE, self.has_image)
+        if self.dim is None:
             np.save(self.path, np.zeros((self.rows, 0), np.float32))
-            return 0
-        self.matrix.flush()
-        dim = int(self.matrix.shape[1])
-        del self.matrix
-        return dim
+        return self.dim or 0
+
+
+def _fill_embeddings(
+    embeddings: list[ParquetTable], positions: _Positions, writer: _EmbeddingWriter
+) -> None:
+    """Walk each embeddings file in order beside its rows' train positions."""
+    for handle in embeddings:
+        for batch in _batches(handle, EMBEDDING_BATCH_ROWS, EMBEDDING_COLUMNS):
+            where = positions.take(len(batch))
+            train = where >= 0
+            writer.write(batch.filter(pa.array(train)), where[train])
 
 
 def _json_list_digest(digest: hashlib._Hash, values: Iterator[str]) -> None:
@@ -281,45 +337,35 @@ def _fingerprint(directory: Path) -> str:
             for value in batch.column(0).to_pylist()
         )
         _json_list_digest(digest, values)
-    matrix = np.load(directory / EMBEDDINGS_FILE, mmap_mode="r")
-    for start in range(0, len(matrix), BATCH_ROWS):
-        digest.update(np.ascontiguousarray(matrix[start : start + BATCH_ROWS]).tobytes())
+    with open(directory / EMBEDDINGS_FILE, "rb") as matrix:  # read, not mapped
+        if np.lib.format.read_magic(matrix) == (1, 0):
+            np.lib.format.read_array_header_1_0(matrix)
+        else:
+            np.lib.format.read_array_header_2_0(matrix)
+        while chunk := matrix.read(1 << 24):
+            digest.update(chunk)
     digest.update(np.load(directory / HAS_IMAGE_FILE).tobytes())
     return digest.hexdigest()
 
 
 def _build(pairs: list[ParquetTable], embeddings: list[ParquetTable], staging: Path) -> dict:
-    keyed = staging / "keyed.parquet"
+    keyed, ids = staging / "keyed.parquet", staging / "embedding_ids.parquet"
     _keyed_train_rows(pairs, keyed)
-    for handle in embeddings:
-        _require_columns(handle, EMBEDDING_COLUMNS, "image embeddings")
-    train_schema = pa.schema(
-        [*(pa.field(name, pa.string()) for name in TRAIN_COLUMNS), (schema.HAS_IMAGE, pa.bool_())]
-    )
+    _embedding_ids(embeddings, ids)
     with _connect(staging) as connection:
-        local = _local_paths(embeddings, staging, EMBEDDING_COLUMNS)
-        keyed_rows, rows, batches = _joined_batches(connection, keyed, local)
+        keyed_rows, rows = _train_rows(connection, keyed, staging / TRAIN_FILE)
         writer = _EmbeddingWriter(staging / EMBEDDINGS_FILE, rows)
-        masks = [np.zeros(0, np.bool_)]  # one byte a row: small beside everything else
-        without_row = 0
-        with pq.ParquetWriter(staging / TRAIN_FILE, train_schema) as train_writer:
-            for batch in batches:
-                mask = writer.write(batch)
-                masks.append(mask)
-                without_row += int(pc.sum(pc.is_null(batch.column(schema.HAS_IMAGE))).as_py() or 0)
-                columns = [batch.column(name) for name in TRAIN_COLUMNS]
-                table = pa.Table.from_arrays([*columns, pa.array(mask)], schema=train_schema)
-                train_writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
-        dim = writer.close()
-    np.save(staging / HAS_IMAGE_FILE, np.concatenate(masks))
-    keyed.unlink()
+        _fill_embeddings(embeddings, _positions(connection, ids), writer)
+    dim = writer.close(staging)
+    for scratch in (keyed, ids, staging / "prepare.duckdb"):
+        scratch.unlink()
     shutil.rmtree(staging / "duckdb", ignore_errors=True)
     return {
         "rows": rows,
         "dim": dim,
-        "rows_with_image": writer.with_image,
+        "rows_with_image": int(writer.has_image.sum()),
         "image_embedding_models": sorted(writer.models),
-        "rows_without_embedding_row": without_row,
+        "rows_without_embedding_row": rows - writer.matched,
         "duplicate_captions_dropped": keyed_rows - rows,
         "fingerprint": _fingerprint(staging),
     }

@@ -88,7 +88,7 @@ class TrainStream(IterableDataset[MicroBatch]):
     def _batches(self, batch_starts: list[int]) -> Iterator[MicroBatch]:
         part, per_rank = self.part, self.part.per_rank
         chunks = [start + part.rank * per_rank for start in batch_starts]
-        images, has_image = self.data.embeddings(), self.data.has_image()
+        has_image = self.data.has_image()
         windows = _Window(self.data)
         rows: list[np.ndarray] = []
         texts: list[pa.Table] = []
@@ -107,23 +107,21 @@ class TrainStream(IterableDataset[MicroBatch]):
                     if high > end:
                         break  # the rest of this chunk is in the next window
                     yield self._micro_batch(
-                        np.concatenate(rows), pa.concat_tables(texts), images, has_image
+                        np.concatenate(rows), pa.concat_tables(texts), has_image
                     )
                     rows, texts, pointer = [], [], pointer + 1
             position = end
             if pointer == len(chunks):
                 return
 
-    def _micro_batch(
-        self, rows: np.ndarray, texts: pa.Table, images: np.ndarray, has_image: np.ndarray
-    ) -> MicroBatch:
+    def _micro_batch(self, rows: np.ndarray, texts: pa.Table, has_image: np.ndarray) -> MicroBatch:
         tokens = torch.cat(
             [self.tokenizer(texts.column(name).to_pylist()) for name in TEXT_COLUMNS]
         ).to(torch.int32)
         return MicroBatch(
             tokens,
-            torch.from_numpy(np.asarray(images[rows], np.float32)),
-            torch.from_numpy(np.asarray(has_image[rows], np.bool_)),
+            torch.from_numpy(self.data.image_rows(rows)),
+            torch.from_numpy(has_image[rows]),
         )
 
 

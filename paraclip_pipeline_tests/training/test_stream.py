@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -121,3 +124,32 @@ def test_resume_mid_epoch_is_exact(tiny_data, tiny_config, tmp_path) -> None:
     actual = load_file(resumed.checkpoint_dir / WEIGHTS_FILE)
     assert all(torch.equal(expected[name], actual[name]) for name in expected)
     assert resumed.loss_history == reference.loss_history
+
+
+def _probe(work: Path, rows: int, dim: int) -> dict[str, float]:
+    work.mkdir()
+    probe = [sys.executable, "-m", "paraclip_pipeline_tests.training.memory_probe"]
+    done = subprocess.run(
+        [*probe, str(work), str(rows), str(dim)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_memory_does_not_grow_with_the_data(tmp_path: Path) -> None:
+    """Prepare + one epoch at 50k and 200k rows of 512-wide embeddings: the in-memory path
+    held the whole matrix (+293 MB between the two) and its Arrow copy; here neither peak
+    may grow by 200 MB (measured: about +80 MB for prepare, DuckDB's capped buffers, and
+    +0 for the epoch)."""
+    small = _probe(tmp_path / "small", 50_000, 512)
+    large = _probe(tmp_path / "large", 200_000, 512)
+    assert large["rows_seen"] > 190_000
+    growth = large["embedding_matrix_mb"] - small["embedding_matrix_mb"]
+    assert growth > 290
+    for peak in ("prepare_peak_mb", "epoch_peak_mb"):
+        assert large[peak] - small[peak] < 200, (peak, small, large)
