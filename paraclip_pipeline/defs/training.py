@@ -68,8 +68,8 @@ def image_embeddings(
     """Frozen image-tower embeddings, computed once per shard and reused by every training run.
 
     Reads only the four columns it needs from raw_captions (not the captions, URLs...).
-    The output is still one table: training gathers every shard's embeddings anyway, and
-    both move to streams together (issue 14, streaming training).
+    The output is still one table per shard; training reads it as a file, batch by batch,
+    into a memory-mapped matrix (``training.prepare``).
 
     Shards that carry precomputed embeddings (as LAION distributes them) skip the tower.
     Image files that cannot be read are counted in ``unusable_images`` and logged once as

@@ -33,12 +33,12 @@ def _status_mb(field: str) -> float:
     raise RuntimeError(f"no {field} in /proc/self/status (Linux only)")
 
 
-def _reset_peak() -> None:
+def reset_peak() -> None:
     """Start VmHWM again from the current resident set (Linux: clear_refs 5)."""
     Path("/proc/self/clear_refs").write_text("5")
 
 
-def write_shard(work: Path, rows: int, dim: int) -> tuple[Path, Path]:
+def write_shard(work: Path, rows: int, dim: int, model: str = "m") -> tuple[Path, Path]:
     rng = np.random.default_rng(0)
     pairs_path, embeddings_path = work / "pairs.parquet", work / "embeddings.parquet"
     with (
@@ -71,7 +71,7 @@ def write_shard(work: Path, rows: int, dim: int) -> tuple[Path, Path]:
                         schema.IMAGE_EMBEDDING: pa.FixedSizeListArray.from_arrays(
                             vectors.reshape(-1), dim
                         ).cast(pa.list_(pa.float32())),
-                        schema.IMAGE_EMBEDDING_MODEL: ["m"] * len(ids),
+                        schema.IMAGE_EMBEDDING_MODEL: [model] * len(ids),
                     },
                     schema=schema.IMAGE_EMBEDDINGS_SCHEMA,
                 )
@@ -88,12 +88,12 @@ def main(work: Path, rows: int, dim: int) -> dict[str, float]:
     after_imports = _status_mb("VmRSS")
     pairs, embeddings = write_shard(work, rows, dim)
     after_generating = _status_mb("VmRSS")
-    _reset_peak()
+    reset_peak()
     started = time.perf_counter()
     data = prepare_training_data([pairs], [embeddings], work / "prepared")
     prepared_s = time.perf_counter() - started
     prepare_peak = _status_mb("VmHWM")
-    _reset_peak()
+    reset_peak()
     per_epoch = rows // MICRO
     seen = 0
     for batch in micro_batches(
