@@ -49,6 +49,7 @@ KEY = "laion-bench"
 TRAINING = "training"
 LOADER_WORKER = "loader worker"
 TRAIN_PROFILE = "tiny-random"
+TRAIN_BATCH = 256
 
 
 def _peak_rss_mb() -> float:
@@ -100,7 +101,7 @@ def run_training(arguments: argparse.Namespace) -> None:
     reset_peak()
     started = time.perf_counter()
     config = TrainConfig(
-        batch_size=256,
+        batch_size=TRAIN_BATCH,
         epochs=1,
         lr=1e-4,
         checkpoint_every_steps=1 << 30,
@@ -216,11 +217,12 @@ def main() -> None:
             peaks[TRAINING][size] = trained["peak_rss_mb"]
             peaks[LOADER_WORKER][size] = trained["worker_peak_rss_mb"]
             waits.append(trained["data_wait_share"])
+            trained_rows = trained["steps"] * TRAIN_BATCH
             print(
-                f"  {TRAINING:<20} {size / trained['seconds']:>9,.0f} rows/s  "
+                f"  {TRAINING:<20} {trained_rows / trained['train_s']:>9,.0f} rows/s  "
                 f"peak RSS {trained['peak_rss_mb']:7.1f} MB, loader workers "
-                f"{trained['worker_peak_rss_mb']:.1f} MB ({trained['seconds']:.1f} s, "
-                f"prepare + {trained['steps']:.0f} steps in {trained['train_s']:.1f} s, "
+                f"{trained['worker_peak_rss_mb']:.1f} MB ({trained['seconds']:.1f} s: prepare, "
+                f"then {trained['steps']:.0f} steps in {trained['train_s']:.1f} s, "
                 f"waiting for data {trained['data_wait_share']:.1%})"
             )
     finally:

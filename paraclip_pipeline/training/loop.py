@@ -78,7 +78,11 @@ class TrainResult:
     manifest: dict[str, Any]
     metrics: dict[str, float]
     loss_history: list[dict[str, float]]
-    trained_caption_ids: list[str]
+
+    @property
+    def trained_caption_ids(self) -> list[str]:
+        """The trained rows' caption_ids, read from the checkpoint when asked for."""
+        return read_trained_caption_ids(self.checkpoint_dir, self.manifest)
 
     @classmethod
     def from_checkpoint_dir(cls, checkpoint_dir: Path) -> TrainResult:
@@ -90,7 +94,6 @@ class TrainResult:
             manifest=manifest,
             metrics=manifest["metrics"],
             loss_history=manifest["loss_history"],
-            trained_caption_ids=read_trained_caption_ids(checkpoint_dir, manifest),
         )
 
 
@@ -326,14 +329,13 @@ def run_training(
                 "duplicate_captions_dropped": data.duplicate_captions_dropped,
                 "losses": losses.reasons,
             },
-            trained_caption_ids=data.caption_ids(),
+            trained_caption_ids=data.train_path,
         )
         remove_training_state(state_root)
         log(
             f"checkpoint written to {output_dir} (weights sha256 {manifest['weights_sha256'][:12]})"
         )
-        trained = read_trained_caption_ids(output_dir, manifest)
-        result = TrainResult(output_dir, manifest, metrics, loss_history, trained)
+        result = TrainResult(output_dir, manifest, metrics, loss_history)
     context.barrier()
     return result
 

@@ -89,9 +89,6 @@ class PreparedData:
         """(rows,) bool, one byte a row."""
         return np.load(Path(self.directory) / HAS_IMAGE_FILE)
 
-    def caption_ids(self) -> pa.ChunkedArray:
-        return pq.read_table(self.train_path, columns=[schema.CAPTION_ID]).column(0)
-
     @classmethod
     def open(cls, directory: Path) -> PreparedData:
         meta = json.loads((Path(directory) / META_FILE).read_text(encoding="utf-8"))
