@@ -4,14 +4,18 @@ Every shard's filtered pairs and image embeddings become, in a work directory be
 checkpoint (``<output_dir>.train-data/``):
 
 - ``train.parquet``: the train rows (``split == "train"``), one per normalised caption
-  across all shards (the smallest caption_id), sorted by caption_id, with ``has_image``;
-- ``image_embeddings.npy``: float32 ``rows x dim``, aligned to those rows (zero rows where
-  there is no image), memory-mapped by the loader, never one in-memory matrix;
-- ``has_image.npy`` and ``prepared.json`` (counts, the image models, the fingerprint).
+  across all shards (the smallest caption_id), sorted by caption_id, in small row groups;
+- ``image_embeddings.npy``: float32 ``rows x dim`` aligned to those rows (zero rows where
+  there is no image), read a micro-batch of rows at a time, never one in-memory matrix;
+- ``has_image.npy`` (one byte a row) and ``prepared.json`` (counts, image models, the
+  fingerprint: the same hash of the same rows as the in-memory loop's).
 
 Pairs go through in record batches (normalised with ``filtering.features``, the one
-definition of "the same caption"); dedup, duplicate checks, the join and the sort run
-in DuckDB under ``DUCKDB_MEMORY_LIMIT`` and spill past it. A directory whose recorded
+definition of "the same caption"); the dedup, duplicate-id checks and the sort run in
+DuckDB under ``DUCKDB_MEMORY_LIMIT`` (spilling past it) on the narrow columns only, and
+each embedding row is then written to its train position, so the embeddings are read
+once, in file order, and never sorted. Measured (``memory_probe``, 512-wide): 50k -> 200k
+rows grow the peak by about 80 MB, against +293 MB of matrix. A directory whose recorded
 sources (paths, sizes, mtimes) equal the current ones is reused, so a resumed run does
 not prepare again.
 """
@@ -245,8 +249,8 @@ class _Positions:
 
 
 class _EmbeddingWriter:
-    """Fills ``image_embeddings.npy`` (memory-mapped, rows in train order) batch by batch;
-    the width is the first image row's."""
+    """Fills ``image_embeddings.npy`` (rows in train order) batch by batch; the width is the
+    first image row's (in file order)."""
 
     def __init__(self, path: Path, rows: int) -> None:
         self.path, self.rows = path, rows

@@ -3,6 +3,9 @@ the prepared, streamed data must equal: same rows, same order, same embeddings."
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 import numpy as np
 import polars as pl
 import pyarrow as pa
@@ -37,3 +40,14 @@ def in_memory_rows(pairs: pa.Table, embeddings: pa.Table) -> tuple[pl.DataFrame,
             matrix[row] = vector
     rows = joined.select(TRAIN_COLUMNS).with_columns(pl.Series(schema.HAS_IMAGE, has_image))
     return rows, matrix
+
+
+def in_memory_fingerprint(rows: pl.DataFrame, matrix: np.ndarray) -> str:
+    """The old ``TrainingData.fingerprint``: JSON of the four text columns, then the bytes
+    of the embedding matrix and of has_image."""
+    digest = hashlib.sha256()
+    for column in TRAIN_COLUMNS:
+        digest.update(json.dumps(rows[column].to_list()).encode())
+    digest.update(matrix.tobytes())
+    digest.update(rows[schema.HAS_IMAGE].to_numpy().astype(bool).tobytes())
+    return digest.hexdigest()

@@ -14,7 +14,7 @@ from paraclip_pipeline import schema
 from paraclip_pipeline.storage import write_parquet_atomic
 from paraclip_pipeline.training.data import TrainingDataError, epoch_order, window_orders
 from paraclip_pipeline.training.prepare import prepare_training_data
-from paraclip_pipeline_tests.training.reference import in_memory_rows
+from paraclip_pipeline_tests.training.reference import in_memory_fingerprint, in_memory_rows
 from paraclip_pipeline_tests.training.support import make_embeddings, make_pairs
 
 
@@ -76,6 +76,8 @@ def test_prepared_data_equals_the_in_memory_rows(tmp_path: Path) -> None:
     assert data.rows_without_embedding_row == 2 and data.duplicate_captions_dropped == 2
     assert data.rows_with_image == int(want_rows[schema.HAS_IMAGE].sum())
     assert data.image_embedding_models == frozenset({"m"})
+    # Same data, same run fingerprint as before streaming.
+    assert data.fingerprint == in_memory_fingerprint(want_rows, want_matrix)
 
 
 def test_prepared_data_is_reused_only_for_the_same_sources(tmp_path: Path) -> None:
