@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import dagster as dg
-import pyarrow as pa
 import pyarrow.compute as pc
 
 from paraclip_pipeline import schema
@@ -31,7 +30,7 @@ from paraclip_pipeline.defs.resources import (
 )
 from paraclip_pipeline.distributed import ENGINE_IN_PROCESS
 from paraclip_pipeline.lineage.manifest import ShardRows, shard_inputs
-from paraclip_pipeline.storage import ParquetTable, table_fingerprint
+from paraclip_pipeline.storage import ParquetTable
 
 if TYPE_CHECKING:  # torch-heavy modules load when a run first needs them
     from paraclip_pipeline.retention import PruneResult
@@ -63,13 +62,17 @@ COUNT_BATCH_ROWS = 1 << 16
     automation_condition=conditions.per_shard(),
 )
 def image_embeddings(
-    context: dg.AssetExecutionContext, raw_captions: ParquetTable, clip_model: ClipModelResource
-) -> dg.Output[pa.Table]:
+    context: dg.AssetExecutionContext,
+    raw_captions: ParquetTable,
+    clip_model: ClipModelResource,
+    storage: StorageResource,
+) -> dg.Output[ParquetTable]:
     """Frozen image-tower embeddings, computed once per shard and reused by every training run.
 
     Reads only the four columns it needs from raw_captions (not the captions, URLs...).
-    The output is still one table per shard; training reads it as a file, batch by batch,
-    into a memory-mapped matrix (``training.prepare``).
+    The embeddings are computed as one table per shard, then written in small row groups
+    (``write_image_embeddings``) so training (``training.prepare``) reads them a few MB at
+    a time.
 
     Shards that carry precomputed embeddings (as LAION distributes them) skip the tower.
     Image files that cannot be read are counted in ``unusable_images`` and logged once as
@@ -78,15 +81,18 @@ def image_embeddings(
     from paraclip_pipeline.modeling.image_embeddings import (
         compute_image_embeddings,
         image_embedding_stats,
+        write_image_embeddings,
     )
 
     with heartbeat(context.log.info, f"image embeddings of shard {context.partition_key}"):
         clip = clip_model.load()
         table = compute_image_embeddings(raw_captions.read(IMAGE_EMBEDDING_INPUTS), clip)
     stats = image_embedding_stats(table)
+    target = storage.layout.partition_file(IMAGE_EMBEDDINGS, context.partition_key)
+    data_version = write_image_embeddings(table, target)
     return dg.Output(
-        table,
-        data_version=dg.DataVersion(table_fingerprint(table)),
+        ParquetTable(str(target)),
+        data_version=dg.DataVersion(data_version),
         metadata={
             "engine": ENGINE_IN_PROCESS,
             "rows": len(table),
