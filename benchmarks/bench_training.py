@@ -29,9 +29,9 @@ from torch.utils.flop_counter import FlopCounterMode
 from paraclip_pipeline.modeling.factory import LoadedClip, load_clip
 from paraclip_pipeline.modeling.profiles import ModelProfile, get_profile
 from paraclip_pipeline.training.config import TrainConfig
-from paraclip_pipeline.training.loop import TextFeatures, forward_backward
 from paraclip_pipeline.training.losses import ParaClipLoss
 from paraclip_pipeline.training.optim import freeze_image_tower, make_optimizer
+from paraclip_pipeline.training.step import TextFeatures, forward_backward
 
 VIT_B_32_SHAPES = ModelProfile(
     name="bench-vit-b-32", open_clip_model="ViT-B-32", pretrained=None, image_size=224

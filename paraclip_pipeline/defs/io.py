@@ -8,9 +8,11 @@ a run killed mid-write never leaves a truncated Parquet file behind.
 Streaming (issue 14): an asset may return a ``ParquetTable`` handle to a file it wrote
 batch by batch (``storage.parquet_stream``) at this manager's path for it; nothing is
 copied then (a handle elsewhere is copied batch by batch). An input annotated
-``ParquetTable`` gets a handle, never the rows; one annotated ``pa.Table`` gets the rows.
+``ParquetTable`` (or ``dict[str, ParquetTable]``) gets handles, never the rows; one
+annotated ``pa.Table`` gets the rows.
 """
 
+import typing
 from pathlib import Path
 
 import dagster as dg
@@ -70,7 +72,9 @@ class ArrowParquetIOManager(dg.UPathIOManager):
         return loaded
 
     def load_from_path(self, context: dg.InputContext, path: UPath) -> pa.Table | ParquetTable:
-        if context.dagster_type.typing_type is ParquetTable:
+        wanted = context.dagster_type.typing_type
+        # An unpartitioned consumer's ``dict[str, ParquetTable]`` gets one handle per shard.
+        if ParquetTable in (wanted, *typing.get_args(wanted)):
             return ParquetTable(str(path))
         with path.open("rb") as handle:
             return pq.read_table(handle)

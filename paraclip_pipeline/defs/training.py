@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import dagster as dg
-import pyarrow as pa
 import pyarrow.compute as pc
 
 from paraclip_pipeline import schema
@@ -31,7 +30,7 @@ from paraclip_pipeline.defs.resources import (
 )
 from paraclip_pipeline.distributed import ENGINE_IN_PROCESS
 from paraclip_pipeline.lineage.manifest import ShardRows, shard_inputs
-from paraclip_pipeline.storage import ParquetTable, table_fingerprint
+from paraclip_pipeline.storage import ParquetTable
 
 if TYPE_CHECKING:  # torch-heavy modules load when a run first needs them
     from paraclip_pipeline.retention import PruneResult
@@ -52,6 +51,7 @@ IMAGE_EMBEDDING_INPUTS = [
     schema.IMAGE_EMBEDDING_MODEL,
 ]
 INPUTS_FINGERPRINT = "inputs_fingerprint"
+COUNT_BATCH_ROWS = 1 << 16
 
 
 @dg.asset(
@@ -62,13 +62,17 @@ INPUTS_FINGERPRINT = "inputs_fingerprint"
     automation_condition=conditions.per_shard(),
 )
 def image_embeddings(
-    context: dg.AssetExecutionContext, raw_captions: ParquetTable, clip_model: ClipModelResource
-) -> dg.Output[pa.Table]:
+    context: dg.AssetExecutionContext,
+    raw_captions: ParquetTable,
+    clip_model: ClipModelResource,
+    storage: StorageResource,
+) -> dg.Output[ParquetTable]:
     """Frozen image-tower embeddings, computed once per shard and reused by every training run.
 
     Reads only the four columns it needs from raw_captions (not the captions, URLs...).
-    The output is still one table: training gathers every shard's embeddings anyway, and
-    both move to streams together (issue 14, streaming training).
+    The embeddings are computed as one table per shard, then written in small row groups
+    (``write_image_embeddings``) so training (``training.prepare``) reads them a few MB at
+    a time.
 
     Shards that carry precomputed embeddings (as LAION distributes them) skip the tower.
     Image files that cannot be read are counted in ``unusable_images`` and logged once as
@@ -77,15 +81,18 @@ def image_embeddings(
     from paraclip_pipeline.modeling.image_embeddings import (
         compute_image_embeddings,
         image_embedding_stats,
+        write_image_embeddings,
     )
 
     with heartbeat(context.log.info, f"image embeddings of shard {context.partition_key}"):
         clip = clip_model.load()
         table = compute_image_embeddings(raw_captions.read(IMAGE_EMBEDDING_INPUTS), clip)
     stats = image_embedding_stats(table)
+    target = storage.layout.partition_file(IMAGE_EMBEDDINGS, context.partition_key)
+    data_version = write_image_embeddings(table, target)
     return dg.Output(
-        table,
-        data_version=dg.DataVersion(table_fingerprint(table)),
+        ParquetTable(str(target)),
+        data_version=dg.DataVersion(data_version),
         metadata={
             "engine": ENGINE_IN_PROCESS,
             "rows": len(table),
@@ -103,15 +110,18 @@ def image_embeddings(
     )
 
 
+def _train_rows(pairs: ParquetTable) -> int:
+    """Train rows of one shard from a scan of its split column (never the whole table)."""
+    batches = pairs.batches(COUNT_BATCH_ROWS, [schema.SPLIT])
+    return sum(int(pc.sum(pc.equal(b.column(0), schema.TRAIN)).as_py() or 0) for b in batches)
+
+
 def _shard_inputs(
-    instance: dg.DagsterInstance, pairs_by_shard: dict[str, pa.Table]
+    instance: dg.DagsterInstance, pairs_by_shard: dict[str, ParquetTable]
 ) -> list[dict[str, object]]:
     counts = {
-        shard: ShardRows(
-            rows=len(table),
-            train_rows=int(pc.sum(pc.equal(table[schema.SPLIT], schema.TRAIN)).as_py() or 0),
-        )
-        for shard, table in pairs_by_shard.items()
+        shard: ShardRows(rows=pairs.num_rows, train_rows=_train_rows(pairs))
+        for shard, pairs in pairs_by_shard.items()
     }
     return shard_inputs(instance, counts)
 
@@ -153,8 +163,8 @@ def _loss_plot_markdown(loss_history: list[dict[str, float]]) -> str:
 )
 def text_encoder_checkpoint(
     context: dg.AssetExecutionContext,
-    filtered_pairs: dict[str, pa.Table],
-    image_embeddings: dict[str, pa.Table],
+    filtered_pairs: dict[str, ParquetTable],
+    image_embeddings: dict[str, ParquetTable],
     clip_model: ClipModelResource,
     training: TrainingResource,
     storage: StorageResource,
@@ -169,10 +179,13 @@ def text_encoder_checkpoint(
 
     Trains only on shards whose latest filtered_pairs passed its training-gate checks with the
     loaded rules; the rest are listed with their reason under ``excluded`` in the manifest.
+    The shards arrive as file handles: training prepares them once, with bounded memory,
+    beside the first checkpoint (``training.prepare``) and streams them (``training.stream``).
     """
     from paraclip_pipeline.modeling.profiles import get_profile
     from paraclip_pipeline.training.distributed import write_job
-    from paraclip_pipeline.training.loop import TrainResult, train_text_encoder
+    from paraclip_pipeline.training.loop import DistContext, TrainResult, run_training
+    from paraclip_pipeline.training.prepare import prepare_training_data, prepared_dir_for
 
     filtered_pairs, excluded = select_trainable(context, filtered_pairs)
     if not filtered_pairs:
@@ -189,13 +202,19 @@ def text_encoder_checkpoint(
             f"training inputs unchanged since checkpoint {previous[1]}: nothing to retrain"
         )
         return
-    pairs = pa.concat_tables(filtered_pairs[shard] for shard in sorted(filtered_pairs))
-    embeddings = pa.concat_tables(
-        image_embeddings[shard] for shard in sorted(image_embeddings) if shard in filtered_pairs
-    )
     profile = get_profile(clip_model.profile)
     results = []
     with heartbeat(context.log.info, "training") as progress:
+        first_dir = seed_checkpoint_dir(storage.layout.checkpoints_dir, context.run_id, 0, 0)
+        data = prepare_training_data(
+            [filtered_pairs[shard] for shard in sorted(filtered_pairs)],
+            [
+                image_embeddings[shard]
+                for shard in sorted(image_embeddings)
+                if shard in filtered_pairs
+            ],
+            prepared_dir_for(first_dir),
+        )
         for index, seed in enumerate(config.run_seeds):
             output_dir = seed_checkpoint_dir(
                 storage.layout.checkpoints_dir, context.run_id, seed, index
@@ -211,15 +230,20 @@ def text_encoder_checkpoint(
                 "excluded": excluded,
             }
             if ray.enabled or config.nproc > 1:
-                job_path = write_job(pairs, embeddings, **job)
+                job_path = write_job(data, **job)
                 if ray.enabled:
                     _train_with_ray(context, job_path, config.nproc, ray)
                 else:
                     _train_with_torchrun(context, job_path, config.nproc)
                 result = TrainResult.from_checkpoint_dir(output_dir)
             else:
-                result = train_text_encoder(pairs, embeddings, **job, log=progress)
+                trained = run_training(
+                    data, **job, log=progress, context=DistContext(device=config.device)
+                )
+                assert trained is not None  # one process: rank 0
+                result = trained
             results.append(result)
+        data.remove()
     from paraclip_pipeline.retention import prune_checkpoints
 
     pruned = prune_checkpoints(

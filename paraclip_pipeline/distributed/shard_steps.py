@@ -194,6 +194,7 @@ def embed_shard(shard_key: str, options: StepOptions) -> ShardRecord:
     from paraclip_pipeline.modeling.image_embeddings import (
         compute_image_embeddings,
         image_embedding_stats,
+        write_image_embeddings,
     )
 
     table = compute_image_embeddings(
@@ -201,15 +202,21 @@ def embed_shard(shard_key: str, options: StepOptions) -> ShardRecord:
         _clip(options["clip_profile"], options.get("clip_device", "cpu")),
     )
     stats = image_embedding_stats(table)
-    return _record(
-        options,
-        IMAGE_EMBEDDINGS,
-        shard_key,
-        table,
-        precomputed=stats.precomputed,
-        computed=stats.computed,
-        unreadable_images=stats.unreadable_images,
-    )
+    # Small row groups, as in-process (the files are compared byte for byte).
+    path = _layout(options).partition_file(IMAGE_EMBEDDINGS, shard_key)
+    metadata = {
+        "precomputed": stats.precomputed,
+        "computed": stats.computed,
+        "unreadable_images": stats.unreadable_images,
+    }
+    return {
+        "shard": shard_key,
+        "rows": len(table),
+        "data_version": write_image_embeddings(table, path),
+        "path": str(path),
+        "metadata_json": json.dumps(metadata),
+        "error": None,
+    }
 
 
 STEPS: dict[str, Callable[..., ShardRecord]] = {

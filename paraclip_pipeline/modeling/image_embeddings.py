@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -22,8 +23,12 @@ from PIL import Image, UnidentifiedImageError
 
 from paraclip_pipeline import schema
 from paraclip_pipeline.modeling.factory import LoadedClip
+from paraclip_pipeline.storage import parquet_stream
 
 STATS_METADATA_KEY = b"paraclip.image_stats"
+# 16 MB of 512-wide float32 a row group: readers (training.prepare) decode a row group at
+# once, and pyarrow's default one (1M rows) of 512-wide embeddings is 2 GB.
+ROW_GROUP_ROWS = 8192
 
 
 class ImageEmbeddingError(ValueError):
@@ -127,6 +132,15 @@ def compute_image_embeddings(rows: pa.Table, clip: LoadedClip, batch_size: int =
         schema=schema.IMAGE_EMBEDDINGS_SCHEMA,
     )
     return table.replace_schema_metadata({STATS_METADATA_KEY: json.dumps(asdict(stats))})
+
+
+def write_image_embeddings(table: pa.Table, target: Path) -> str:
+    """Write one shard's embeddings atomically in small row groups; returns the data
+    version (``table_fingerprint`` of ``table``)."""
+    with parquet_stream(target, table.schema) as writer:
+        for start in range(0, len(table), ROW_GROUP_ROWS):
+            writer.write(table.slice(start, ROW_GROUP_ROWS))
+    return writer.fingerprint
 
 
 def image_embedding_stats(table: pa.Table) -> ImageEmbeddingStats:

@@ -23,6 +23,7 @@ from typing import Any
 
 import open_clip
 import pyarrow as pa
+import pyarrow.parquet as pq
 import torch
 from safetensors.torch import load_file, save_file
 
@@ -37,7 +38,7 @@ from paraclip_pipeline.modeling.checkpoint_format import (
     CheckpointError,
 )
 from paraclip_pipeline.modeling.profiles import ModelProfile
-from paraclip_pipeline.storage import sha256_file, write_parquet_atomic, write_text_atomic
+from paraclip_pipeline.storage import parquet_stream, sha256_file, write_text_atomic
 from paraclip_pipeline.training.text_export import cpu_state, export_text_tower
 
 STATE_WEIGHTS_FILE = "trainable.safetensors"
@@ -85,6 +86,9 @@ def atomic_directory(target: Path) -> Iterator[Path]:
         shutil.rmtree(staging, ignore_errors=True)
 
 
+_CAPTION_IDS_SCHEMA = pa.schema([pa.field(schema.CAPTION_ID, pa.string())])
+
+
 def write_checkpoint(
     output_dir: Path,
     *,
@@ -93,9 +97,12 @@ def write_checkpoint(
     profile: ModelProfile,
     model_config: dict[str, Any],
     manifest_fields: dict[str, Any],
-    trained_caption_ids: list[str],
+    trained_caption_ids: Path,
 ) -> dict[str, Any]:
-    """Write the final checkpoint directory atomically; returns its manifest."""
+    """Write the final checkpoint directory atomically; returns its manifest.
+
+    ``trained_caption_ids`` is a Parquet file with a caption_id column, one row per trained
+    row (the prepared train file): copied batch by batch, never held."""
     output_dir = Path(output_dir).resolve()
     is_hf_text = "hf_model_name" in model_config["text_cfg"]
     with atomic_directory(output_dir) as staging:
@@ -120,10 +127,12 @@ def write_checkpoint(
             "preprocess_cfg": dict(model.visual.preprocess_cfg),
         }
         write_text_atomic(json.dumps(open_clip_config, indent=2), staging / OPEN_CLIP_CONFIG_FILE)
-        write_parquet_atomic(
-            pa.table({schema.CAPTION_ID: pa.array(trained_caption_ids, pa.string())}),
-            staging / CAPTION_IDS_FILE,
-        )
+        trained_count = 0
+        with parquet_stream(staging / CAPTION_IDS_FILE, _CAPTION_IDS_SCHEMA) as ids:
+            source = pq.ParquetFile(trained_caption_ids)
+            for batch in source.iter_batches(1 << 16, columns=[schema.CAPTION_ID]):
+                ids.write(batch)
+                trained_count += len(batch)
         manifest = {
             "format": CHECKPOINT_FORMAT,
             **manifest_fields,
@@ -133,7 +142,7 @@ def write_checkpoint(
             "weights_sha256": sha256_file(staging / WEIGHTS_FILE),
             "trained_caption_ids_file": CAPTION_IDS_FILE,
             "trained_caption_ids_sha256": sha256_file(staging / CAPTION_IDS_FILE),
-            "trained_caption_count": len(trained_caption_ids),
+            "trained_caption_count": trained_count,
             "hf_text_export": HF_EXPORT_DIR if is_hf_text else None,
         }
         write_text_atomic(json.dumps(manifest, indent=2, default=str), staging / MANIFEST_FILE)

@@ -80,6 +80,15 @@ class TrainConfig(BaseModel):
     checkpoint_every_steps: int = Field(100, ge=1)
     log_every_steps: int = Field(10, ge=1)
     nproc: int = Field(1, ge=1, description="1: in-process; >1: torchrun with DDP")
+    shuffle_buffer: int = Field(
+        262_144,
+        ge=1,
+        description="rows shuffled together: windows of consecutive rows, window order and "
+        "rows within a window permuted each epoch (bounds the loader's memory; changes the order)",
+    )
+    loader_workers: int = Field(
+        2, ge=0, description="DataLoader worker processes that read and tokenise (0: in the loop)"
+    )
     device: Literal["cpu", "cuda"] = "cpu"
     selection: Selection | None = None
 

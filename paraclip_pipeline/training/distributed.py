@@ -17,17 +17,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 import torch
 import torch.distributed as dist
 from dagster_pipes import PipesEnvVarParamsLoader, open_dagster_pipes
 
 from paraclip_pipeline.modeling.profiles import ModelProfile
-from paraclip_pipeline.storage import write_parquet_atomic, write_text_atomic
+from paraclip_pipeline.storage import write_text_atomic
 from paraclip_pipeline.training.config import TrainConfig
-from paraclip_pipeline.training.data import prepare_training_data
 from paraclip_pipeline.training.loop import DistContext, LogFn, run_training
+from paraclip_pipeline.training.prepare import PreparedData
 
 JOB_FILE = "job.json"
 
@@ -41,8 +39,7 @@ def job_dir_for(output_dir: Path) -> Path:
 
 
 def write_job(
-    pairs: pa.Table,
-    image_embeddings: pa.Table,
+    data: PreparedData,
     *,
     profile: ModelProfile,
     config: TrainConfig,
@@ -50,20 +47,19 @@ def write_job(
     inputs: list[dict[str, Any]],
     excluded: list[dict[str, str]] | None = None,
 ) -> Path:
-    """Write the tables and a job file beside ``output_dir``; returns the job file path."""
-    job_dir = job_dir_for(output_dir)
-    pairs_path = write_parquet_atomic(pairs, job_dir / "pairs.parquet")
-    embeddings_path = write_parquet_atomic(image_embeddings, job_dir / "image_embeddings.parquet")
+    """Write a job file beside ``output_dir`` that points at the prepared data (on storage
+    every rank sees; nothing is copied); returns the job file path."""
     job = {
-        "pairs": str(pairs_path.resolve()),
-        "image_embeddings": str(embeddings_path.resolve()),
+        "prepared": data.directory,
         "profile": profile.to_dict(),
         "config": config.model_dump(mode="json"),
         "output_dir": str(Path(output_dir).resolve()),
         "inputs": inputs,
         "excluded": excluded or [],
     }
-    return write_text_atomic(json.dumps(job, indent=2, default=str), job_dir / JOB_FILE)
+    return write_text_atomic(
+        json.dumps(job, indent=2, default=str), job_dir_for(output_dir) / JOB_FILE
+    )
 
 
 def build_torchrun_command(job_path: Path, nproc: int) -> list[str]:
@@ -86,7 +82,7 @@ def read_job(job_path: Path) -> dict[str, Any]:
         job = json.loads(Path(job_path).read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as error:
         raise JobError(f"job file {job_path} cannot be read: {error}") from error
-    missing = {"pairs", "image_embeddings", "profile", "config", "output_dir", "inputs"} - set(job)
+    missing = {"prepared", "profile", "config", "output_dir", "inputs"} - set(job)
     if missing:
         raise JobError(f"job file {job_path} lacks keys {sorted(missing)}")
     return job
@@ -106,9 +102,7 @@ def run_job_rank(job: dict[str, Any], job_path: Path, context: DistContext) -> N
     """Train this rank of ``job`` in a process group already set up (by torchrun's ``main``
     or by a Ray Train worker): the same data, loop and checkpoint whoever launched it."""
     config = TrainConfig(**job["config"])
-    data = prepare_training_data(
-        pq.read_table(job["pairs"]), pq.read_table(job["image_embeddings"])
-    )
+    data = PreparedData.open(Path(job["prepared"]))
     with _reporter(context.is_main) as (log, pipes):
         result = run_training(
             data,

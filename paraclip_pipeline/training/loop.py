@@ -2,9 +2,11 @@
 
 Only the text tower (and the logit scale, unless the temperature is fixed) is in the
 optimizer (``optim``). The image tower is frozen and never run: L1 uses the image
-embeddings computed once per shard. The data order of every epoch is a pure function of
-``(seed, epoch)`` (``data``) and the global batch is split across ranks in rank order, so
-a run resumed from a saved state, or run on N processes, sees exactly the same batches.
+embeddings computed once per shard. The data is prepared on disk (``prepare``) and
+streamed (``stream``): the order of every epoch is a pure function of ``(seed, epoch,
+shuffle_buffer)`` and the global batch is split across ranks in rank order, so a run
+resumed from a saved state (which records its position in the stream), or run on N
+processes, sees exactly the same batches.
 """
 
 from __future__ import annotations
@@ -20,8 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pyarrow as pa
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
@@ -34,8 +34,6 @@ from paraclip_pipeline.modeling.checkpoint_format import (
 from paraclip_pipeline.modeling.factory import (
     load_clip,
     resolved_model_config,
-    trailing_pad_id,
-    trim_trailing_padding,
 )
 from paraclip_pipeline.modeling.profiles import ModelProfile
 from paraclip_pipeline.training.checkpoint import (
@@ -46,17 +44,18 @@ from paraclip_pipeline.training.checkpoint import (
     write_checkpoint,
 )
 from paraclip_pipeline.training.config import TrainConfig
-from paraclip_pipeline.training.data import (
-    TrainingData,
-    check_image_embeddings,
-    epoch_order,
-    micro_batch_size,
-    prepare_training_data,
-    tokenize,
-)
+from paraclip_pipeline.training.data import check_image_embeddings, micro_batch_size
 from paraclip_pipeline.training.loss_plan import plan_losses
 from paraclip_pipeline.training.losses import LossTerms, ParaClipLoss
 from paraclip_pipeline.training.optim import freeze_image_tower, make_optimizer, make_scheduler
+from paraclip_pipeline.training.prepare import (
+    PreparedData,
+    Source,
+    prepare_training_data,
+    prepared_dir_for,
+)
+from paraclip_pipeline.training.step import TextFeatures, forward_backward, mean_terms, seed_step
+from paraclip_pipeline.training.stream import micro_batches
 
 LogFn = Callable[[str], None]
 # open_clip clamps the learned logit scale at 100 (log 100) for stability.
@@ -69,6 +68,7 @@ _FINGERPRINT_EXCLUDED = {
     "log_every_steps",
     "checkpoint_every_steps",
     "selection",
+    "loader_workers",
 }
 
 
@@ -78,7 +78,11 @@ class TrainResult:
     manifest: dict[str, Any]
     metrics: dict[str, float]
     loss_history: list[dict[str, float]]
-    trained_caption_ids: list[str]
+
+    @property
+    def trained_caption_ids(self) -> list[str]:
+        """The trained rows' caption_ids, read from the checkpoint when asked for."""
+        return read_trained_caption_ids(self.checkpoint_dir, self.manifest)
 
     @classmethod
     def from_checkpoint_dir(cls, checkpoint_dir: Path) -> TrainResult:
@@ -90,7 +94,6 @@ class TrainResult:
             manifest=manifest,
             metrics=manifest["metrics"],
             loss_history=manifest["loss_history"],
-            trained_caption_ids=read_trained_caption_ids(checkpoint_dir, manifest),
         )
 
 
@@ -109,55 +112,13 @@ class DistContext:
             dist.barrier()
 
 
-class TextFeatures(torch.nn.Module):
-    """The trainable part of one step, as a module so DDP can synchronise its gradients."""
-
-    def __init__(self, clip_model: torch.nn.Module) -> None:
-        super().__init__()
-        self.clip = clip_model
-        self.pad_id = trailing_pad_id(clip_model)
-
-    def forward(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        # Short captions padded to the full context would spend most FLOPs on padding.
-        tokens = trim_trailing_padding(tokens, self.pad_id)
-        return self.clip.encode_text(tokens), self.clip.logit_scale.exp()
-
-
-def forward_backward(
-    step_module: torch.nn.Module,
-    loss_fn: ParaClipLoss,
-    batch_tokens: torch.Tensor,
-    images: torch.Tensor,
-    has_image: torch.Tensor,
-    *,
-    bf16: bool = False,
-    loss_divisor: int = 1,
-) -> LossTerms:
-    """One micro-batch: text features of (captions; T'; T'') stacked, the loss, backward.
-
-    The text tower runs under bf16 autocast when asked; the loss is always float32.
-    """
-    device_type = batch_tokens.device.type
-    with torch.autocast(device_type, dtype=torch.bfloat16, enabled=bf16):
-        features, logit_scale = step_module(batch_tokens)
-    caption, paraphrase1, paraphrase2 = features.float().chunk(3)
-    terms = loss_fn(caption, paraphrase1, paraphrase2, images, has_image, logit_scale.float())
-    (terms.total / loss_divisor).backward()
-    return terms
-
-
-def run_fingerprint(profile: ModelProfile, config: TrainConfig, data: TrainingData) -> str:
+def run_fingerprint(profile: ModelProfile, config: TrainConfig, data: PreparedData) -> str:
     """Identity of a run: same fingerprint, same weights (checkpoints and states are reused)."""
     decisive = config.model_dump(exclude=_FINGERPRINT_EXCLUDED)
     if decisive["seeds"] is None:  # a single-seed run keeps the fingerprint it always had
         del decisive["seeds"]
     payload = json.dumps({"profile": profile.to_dict(), "config": decisive}, sort_keys=True)
-    return hashlib.sha256(f"{payload}|{data.fingerprint()}".encode()).hexdigest()
-
-
-def seed_step(seed: int, step: int, rank: int) -> None:
-    """Reseed torch (dropout) from (seed, step, rank): resuming needs no saved RNG state."""
-    torch.manual_seed(int(np.random.SeedSequence([seed, step, rank]).generate_state(1)[0]))
+    return hashlib.sha256(f"{payload}|{data.fingerprint}".encode()).hexdigest()
 
 
 def _peak_memory_mb(device: str) -> float:
@@ -167,13 +128,8 @@ def _peak_memory_mb(device: str) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _mean_terms(terms: list[LossTerms]) -> dict[str, float]:
-    floats = [term.as_floats() for term in terms]
-    return {key: sum(f[key] for f in floats) / len(floats) for key in floats[0]}
-
-
 def run_training(
-    data: TrainingData,
+    data: PreparedData,
     *,
     profile: ModelProfile,
     config: TrainConfig,
@@ -207,8 +163,8 @@ def run_training(
     optimizer = make_optimizer(model, config)
     rows = len(data)
     micro = micro_batch_size(rows, config, context.world_size)
-    per_rank = micro // context.world_size
     steps_per_epoch = rows // (micro * config.grad_accum_steps)
+    per_epoch = steps_per_epoch * config.grad_accum_steps  # micro-batches
     total_steps = config.epochs * steps_per_epoch
     if config.max_steps is not None:
         total_steps = min(total_steps, config.max_steps)
@@ -218,7 +174,7 @@ def run_training(
     state = load_latest_training_state(state_root) if resume else None
     if not resume and context.is_main:
         remove_training_state(state_root)
-    start_step, loss_history = 0, []
+    start_step, position, loss_history = 0, 0, []
     if state is not None:
         if state["meta"].get("run_fingerprint") != fingerprint:
             raise CheckpointError(
@@ -229,13 +185,25 @@ def run_training(
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         start_step, loss_history = state["meta"]["step"], state["meta"]["loss_history"]
-        log(f"resuming from {state['path']} at step {start_step}/{total_steps}")
-
-    tokens = [
-        tokenize(clip, texts) for texts in (data.captions, data.paraphrases1, data.paraphrases2)
-    ]
-    images = torch.from_numpy(data.image_embeddings)
-    has_image = torch.from_numpy(data.has_image)
+        epoch, batch_index = state["meta"]["stream_position"]
+        position = epoch * per_epoch + batch_index
+        log(
+            f"resuming from {state['path']} at step {start_step}/{total_steps} "
+            f"(epoch {epoch}, micro-batch {batch_index})"
+        )
+    batches = micro_batches(
+        data,
+        clip.tokenizer,
+        workers=config.loader_workers,
+        per_epoch=per_epoch,
+        start=position,
+        stop=total_steps * config.grad_accum_steps,
+        micro=micro,
+        rank=context.rank,
+        world_size=context.world_size,
+        seed=config.seed,
+        shuffle_buffer=config.shuffle_buffer,
+    )
     step_module: torch.nn.Module = TextFeatures(model)
     if context.world_size > 1:
         device_ids = (
@@ -247,7 +215,7 @@ def run_training(
         pretrained_image_tower=profile.pretrained is not None,
         own_image_model_id=clip.model_id,
         image_embedding_models=data.image_embedding_models,
-        rows_with_image=int(data.has_image.sum()),
+        rows_with_image=data.rows_with_image,
     )
     log("losses: " + ", ".join(f"{term} {why}" for term, why in losses.reasons.items()))
     loss_fn = ParaClipLoss(losses.weights, config.fixed_temperature, context.world_size)
@@ -256,25 +224,20 @@ def run_training(
         "smaller caption_id (in any shard) already had"
     )
     log(
-        f"training {rows} rows ({int(data.has_image.sum())} with image), batch {micro} x "
+        f"training {rows} rows ({data.rows_with_image} with image), batch {micro} x "
         f"{config.grad_accum_steps} accumulation, {total_steps} steps on {context.world_size} "
         f"process(es)"
     )
 
     started = time.perf_counter()
-    order, order_epoch = np.empty(0, np.int64), -1
+    data_wait = 0.0
     for step in range(start_step, total_steps):
-        epoch, index_in_epoch = divmod(step, steps_per_epoch)
-        if epoch != order_epoch:
-            order, order_epoch = epoch_order(rows, config.seed, epoch), epoch
         seed_step(config.seed, step, context.rank)
         step_terms: list[LossTerms] = []
         for micro_index in range(config.grad_accum_steps):
-            start = (index_in_epoch * config.grad_accum_steps + micro_index) * micro
-            local = torch.from_numpy(
-                order[start : start + micro][context.rank * per_rank :][:per_rank]
-            )
-            batch_tokens = torch.cat([t[local] for t in tokens]).long().to(context.device)
+            waited = time.perf_counter()
+            batch = next(batches)
+            data_wait += time.perf_counter() - waited
             last_micro = micro_index == config.grad_accum_steps - 1
             no_sync = getattr(step_module, "no_sync", None)
             sync = contextlib.nullcontext() if last_micro or no_sync is None else no_sync()
@@ -282,9 +245,9 @@ def run_training(
                 terms = forward_backward(
                     step_module,
                     loss_fn,
-                    batch_tokens,
-                    images[local].to(context.device),
-                    has_image[local].to(context.device),
+                    batch.tokens.long().to(context.device),
+                    batch.images.to(context.device),
+                    batch.has_image.to(context.device),
                     bf16=config.bf16,
                     loss_divisor=config.grad_accum_steps,
                 )
@@ -296,7 +259,7 @@ def run_training(
         optimizer.zero_grad(set_to_none=True)
         with torch.no_grad():
             model.logit_scale.clamp_(0, MAX_LOG_LOGIT_SCALE)
-        loss_history.append({"step": step + 1, **_mean_terms(step_terms)})
+        loss_history.append({"step": step + 1, **mean_terms(step_terms)})
         done = step + 1
         if done % config.checkpoint_every_steps == 0 and done < total_steps:
             if context.is_main:
@@ -306,7 +269,12 @@ def run_training(
                     trainable=trainable,
                     optimizer=optimizer,
                     scheduler=scheduler,
-                    meta={"run_fingerprint": fingerprint, "loss_history": loss_history},
+                    meta={
+                        "run_fingerprint": fingerprint,
+                        "loss_history": loss_history,
+                        # The position in the stream: resuming starts reading there.
+                        "stream_position": divmod(done * config.grad_accum_steps, per_epoch),
+                    },
                 )
             context.barrier()
         if done % config.log_every_steps == 0 or done == total_steps:
@@ -327,10 +295,13 @@ def run_training(
         "samples_per_s": steps_run * micro * config.grad_accum_steps / wall if wall > 0 else 0.0,
         "peak_memory_mb": _peak_memory_mb(context.device),
         "wall_s": wall,
+        # Time the loop waited for the next micro-batch, and its share of the wall time.
+        "data_wait_s": data_wait,
+        "data_wait_share": data_wait / wall if wall > 0 else 0.0,
         "micro_batch_size": float(micro),
         "world_size": float(context.world_size),
         "train_rows": float(rows),
-        "train_rows_with_image": float(data.has_image.sum()),
+        "train_rows_with_image": float(data.rows_with_image),
         "logit_scale": float(model.logit_scale.detach().exp()),
     }
     result = None
@@ -358,20 +329,20 @@ def run_training(
                 "duplicate_captions_dropped": data.duplicate_captions_dropped,
                 "losses": losses.reasons,
             },
-            trained_caption_ids=data.caption_ids,
+            trained_caption_ids=data.train_path,
         )
         remove_training_state(state_root)
         log(
             f"checkpoint written to {output_dir} (weights sha256 {manifest['weights_sha256'][:12]})"
         )
-        result = TrainResult(output_dir, manifest, metrics, loss_history, data.caption_ids)
+        result = TrainResult(output_dir, manifest, metrics, loss_history)
     context.barrier()
     return result
 
 
 def train_text_encoder(
-    pairs: pa.Table,
-    image_embeddings: pa.Table,
+    pairs: Source,
+    image_embeddings: Source,
     *,
     profile: ModelProfile,
     config: TrainConfig,
@@ -381,8 +352,9 @@ def train_text_encoder(
     resume: bool = True,
     log: Callable[[str], None] | None = None,
 ) -> TrainResult:
-    """Fine-tune the profile's text tower in this process (``config.nproc`` is not used here)."""
-    data = prepare_training_data(pairs, image_embeddings)
+    """Prepare the data beside ``output_dir``, fine-tune the profile's text tower in this
+    process (``config.nproc`` is not used here), then remove the prepared data."""
+    data = prepare_training_data(pairs, image_embeddings, prepared_dir_for(output_dir))
     result = run_training(
         data,
         profile=profile,
@@ -395,4 +367,5 @@ def train_text_encoder(
         context=DistContext(device=config.device),
     )
     assert result is not None  # rank 0 always returns its result
+    data.remove()
     return result

@@ -25,6 +25,7 @@ from paraclip_pipeline.defs.training import (
 from paraclip_pipeline.modeling.checkpoint_format import read_manifest
 from paraclip_pipeline.modeling.factory import load_clip
 from paraclip_pipeline.modeling.profiles import get_profile
+from paraclip_pipeline.storage import ParquetTable, write_parquet_atomic
 from paraclip_pipeline_tests.training.support import make_embeddings, make_pairs
 
 TINY = {"lr": 1e-3, "warmup_steps": 1, "batch_size": 8, "max_steps": 2, "log_every_steps": 1}
@@ -36,8 +37,12 @@ def _train(
     config_path = tmp_path / "train.yaml"
     config_path.write_text(yaml.safe_dump({**TINY, **config}))
     clip = load_clip(get_profile("tiny-random"))
-    pairs = make_pairs(16)
-    embeddings = make_embeddings(pairs, clip.model_id, clip.embed_dim)
+    table = make_pairs(16)
+    # Training gets each shard's file, as the IO manager hands it over.
+    pairs = write_parquet_atomic(table, tmp_path / "pairs.parquet")
+    embeddings = write_parquet_atomic(
+        make_embeddings(table, clip.model_id, clip.embed_dim), tmp_path / "embeddings.parquet"
+    )
     # Invoked directly, outside a run: no filtered_pairs check history to select shards by
     # (eligibility is tested in test_pipeline_e2e), so every given shard trains.
     monkeypatch.setattr(training, "select_trainable", lambda _context, tables: (dict(tables), []))
@@ -45,8 +50,8 @@ def _train(
         context = dg.build_asset_context(instance=instance)
         (result,) = text_encoder_checkpoint(  # type: ignore[misc]
             context,
-            filtered_pairs={"s0": pairs},
-            image_embeddings={"s0": embeddings},
+            filtered_pairs={"s0": ParquetTable(str(pairs))},
+            image_embeddings={"s0": ParquetTable(str(embeddings))},
             clip_model=ClipModelResource(profile="tiny-random"),
             training=TrainingResource(config_path=str(config_path)),
             storage=StorageResource(root=str(tmp_path / "storage")),

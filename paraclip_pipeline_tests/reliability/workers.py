@@ -106,9 +106,10 @@ def train(pairs_path: str, embeddings_path: str, output_dir: str) -> None:
     from paraclip_pipeline.training.loop import train_text_encoder
 
     config = TrainConfig(lr=1e-3, warmup_steps=2, batch_size=8, epochs=3, checkpoint_every_steps=2)
+    # The files themselves, as training gets them: a rerun reuses the prepared data.
     result = train_text_encoder(
-        pq.read_table(pairs_path),
-        pq.read_table(embeddings_path),
+        [pairs_path],
+        [embeddings_path],
         profile=get_profile("tiny-random"),
         config=config,
         output_dir=Path(output_dir),

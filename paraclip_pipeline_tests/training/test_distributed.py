@@ -12,6 +12,7 @@ from paraclip_pipeline.modeling.checkpoint_format import WEIGHTS_FILE
 from paraclip_pipeline.modeling.profiles import get_profile
 from paraclip_pipeline.training.distributed import build_torchrun_command, write_job
 from paraclip_pipeline.training.loop import TrainResult, train_text_encoder
+from paraclip_pipeline.training.prepare import prepare_training_data, prepared_dir_for
 
 PROFILE = get_profile("tiny-random")
 
@@ -22,8 +23,7 @@ def test_two_process_torchrun_matches_single_process(tiny_data, tiny_config, tmp
     inputs = [{"partition": "s0"}]
     config = tiny_config.model_copy(update={"nproc": 2})
     job = write_job(
-        pairs,
-        embeddings,
+        prepare_training_data(pairs, embeddings, prepared_dir_for(tmp_path / "ddp")),
         profile=PROFILE,
         config=config,
         output_dir=tmp_path / "ddp",
@@ -60,8 +60,7 @@ def test_torchrun_reports_through_dagster_pipes(tiny_data, tiny_config, tmp_path
     pairs, embeddings = tiny_data
     config = tiny_config.model_copy(update={"nproc": 2, "epochs": 1})
     job = write_job(
-        pairs,
-        embeddings,
+        prepare_training_data(pairs, embeddings, prepared_dir_for(tmp_path / "ddp")),
         profile=PROFILE,
         config=config,
         output_dir=tmp_path / "ddp",

@@ -27,8 +27,9 @@ from paraclip_pipeline.modeling.pretrained import minilm_model_dir
 from paraclip_pipeline.modeling.profiles import get_profile
 from paraclip_pipeline.modeling.sentence_encoder import SentenceEncoder
 from paraclip_pipeline.training.config import TrainConfig
-from paraclip_pipeline.training.loop import TextFeatures, train_text_encoder
+from paraclip_pipeline.training.loop import train_text_encoder
 from paraclip_pipeline.training.optim import freeze_image_tower
+from paraclip_pipeline.training.step import TextFeatures
 from paraclip_pipeline.training.text_export import dense_layers
 from paraclip_pipeline_tests.training.support import make_embeddings, make_pairs
 

@@ -12,6 +12,7 @@ from paraclip_pipeline.modeling.checkpoint_format import WEIGHTS_FILE
 from paraclip_pipeline.modeling.profiles import get_profile
 from paraclip_pipeline.training.distributed import build_torchrun_command, write_job
 from paraclip_pipeline.training.loop import TrainResult
+from paraclip_pipeline.training.prepare import prepare_training_data, prepared_dir_for
 from paraclip_pipeline_tests.distributed.ray_support import ray_address
 
 __all__ = ["ray_address"]
@@ -28,8 +29,7 @@ def test_ray_train_two_workers_equal_torchrun_ddp(
 
     def job(name: str):
         return write_job(
-            pairs,
-            embeddings,
+            prepare_training_data(pairs, embeddings, prepared_dir_for(tmp_path / name)),
             profile=PROFILE,
             config=config,
             output_dir=tmp_path / name,
