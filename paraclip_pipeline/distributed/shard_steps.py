@@ -65,16 +65,22 @@ def _record(
     options: StepOptions, asset: str, shard_key: str, table: pa.Table, **metadata: Any
 ) -> ShardRecord:
     path = write_parquet_atomic(table, _layout(options).partition_file(asset, shard_key))
-    record = {
+    return _built(shard_key, len(table), table_fingerprint(table), path, metadata)
+
+
+def _built(
+    shard_key: str, rows: int, data_version: str, path: Path, metadata: dict[str, Any]
+) -> ShardRecord:
+    """The record of a shard whose output was written (no error, not quarantined)."""
+    return {
         "shard": shard_key,
-        "rows": len(table),
-        "data_version": table_fingerprint(table),
+        "rows": rows,
+        "data_version": data_version,
         "path": str(path),
         "metadata_json": json.dumps(metadata),
         "error": None,
         "quarantine": None,
     }
-    return record
 
 
 def ingest_shard(shard_key: str, options: StepOptions) -> ShardRecord:
@@ -170,15 +176,7 @@ def filter_shard(shard_key: str, options: StepOptions) -> ShardRecord:
         "rejected_rows_path": str(rejected_path),
         "drops_by_rule": outcome.drop_counts,
     }
-    return {
-        "shard": shard_key,
-        "rows": outcome.kept_rows,
-        "data_version": outcome.kept_fingerprint,
-        "path": str(kept_path),
-        "metadata_json": json.dumps(metadata),
-        "error": None,
-        "quarantine": None,
-    }
+    return _built(shard_key, outcome.kept_rows, outcome.kept_fingerprint, kept_path, metadata)
 
 
 @lru_cache(maxsize=2)
@@ -209,14 +207,7 @@ def embed_shard(shard_key: str, options: StepOptions) -> ShardRecord:
         "computed": stats.computed,
         "unreadable_images": stats.unreadable_images,
     }
-    return {
-        "shard": shard_key,
-        "rows": len(table),
-        "data_version": write_image_embeddings(table, path),
-        "path": str(path),
-        "metadata_json": json.dumps(metadata),
-        "error": None,
-    }
+    return _built(shard_key, len(table), write_image_embeddings(table, path), path, metadata)
 
 
 STEPS: dict[str, Callable[..., ShardRecord]] = {

@@ -40,8 +40,11 @@ BROKEN = "shard-c"
 
 
 @pytest.fixture
-def ray_here() -> Iterator[str]:
+def ray_here(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     ray = pytest.importorskip("ray", reason="the optional `ray` extra is not installed")
+    # A local ray.init() otherwise turns token auth on and writes ~/.ray/auth_token, which
+    # breaks a later `ray start` of a second node on this machine (.ci/ray-cluster).
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
     address = os.environ.get(TEST_RAY_ADDRESS_ENV) or "local"
     yield address
     ray.shutdown()  # the local cluster this test started, or the connection to the shared one
