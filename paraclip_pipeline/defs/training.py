@@ -183,6 +183,7 @@ def text_encoder_checkpoint(
     beside the first checkpoint (``training.prepare``) and streams them (``training.stream``).
     """
     from paraclip_pipeline.modeling.profiles import get_profile
+    from paraclip_pipeline.training.checkpoint import adopt_unfinished
     from paraclip_pipeline.training.distributed import write_job
     from paraclip_pipeline.training.loop import DistContext, TrainResult, run_training
     from paraclip_pipeline.training.prepare import prepare_training_data, prepared_dir_for
@@ -203,6 +204,12 @@ def text_encoder_checkpoint(
         )
         return
     profile = get_profile(clip_model.profile)
+    # The run record, not context.run: a directly invoked asset (tests) has none.
+    run = context.instance.get_run_by_id(context.run_id)
+    parent_run_id = run.parent_run_id if run else None
+    adopted = adopt_unfinished(storage.layout.checkpoints_dir, parent_run_id, context.run_id)
+    if adopted:
+        context.log.info(f"resuming the parent run's unfinished training: {adopted}")
     results = []
     with heartbeat(context.log.info, "training") as progress:
         first_dir = seed_checkpoint_dir(storage.layout.checkpoints_dir, context.run_id, 0, 0)

@@ -72,6 +72,34 @@ def state_root_for(output_dir: Path) -> Path:
     return output_dir.with_name(f"{output_dir.name}.train-state")
 
 
+# What an unfinished run leaves beside its checkpoint name: its resumable state and
+# its prepared data (``training.prepare``).
+UNFINISHED_SUFFIXES = (".train-state", ".train-data")
+
+
+def adopt_unfinished(checkpoints_dir: Path, parent_run_id: str | None, run_id: str) -> list[Path]:
+    """Rename a failed or killed parent run's training state and prepared data to this
+    run's names, so a re-execution resumes where the parent stopped.
+
+    Dagster gives a re-execution a new run id, and the checkpoint directory is named by the
+    run id: without this the rerun started from step 0 beside the parent's orphaned state.
+    The state still has to match the run's fingerprint (same data, profile and config)
+    to be used; a parent that finished has no state left, so nothing moves. Returns the
+    new paths.
+    """
+    if not parent_run_id or parent_run_id == run_id:
+        return []
+    adopted = []
+    for suffix in UNFINISHED_SUFFIXES:
+        # ``<parent>`` for the first seed, ``<parent>-seed<N>`` for the others.
+        for source in sorted(checkpoints_dir.glob(f"{parent_run_id}*{suffix}")):
+            target = checkpoints_dir / (run_id + source.name[len(parent_run_id) :])
+            if source.is_dir() and not target.exists():
+                os.replace(source, target)
+                adopted.append(target)
+    return adopted
+
+
 @contextmanager
 def atomic_directory(target: Path) -> Iterator[Path]:
     """Yield an empty temporary directory beside ``target``; rename it onto ``target``."""

@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 
 from paraclip_pipeline.modeling.checkpoint_format import WEIGHTS_FILE
 from paraclip_pipeline.modeling.profiles import get_profile
-from paraclip_pipeline.training.checkpoint import state_root_for
+from paraclip_pipeline.training.checkpoint import adopt_unfinished, state_root_for
 from paraclip_pipeline.training.config import TrainConfig
 from paraclip_pipeline.training.loop import train_text_encoder
 from paraclip_pipeline.training.prepare import prepare_training_data
@@ -124,6 +124,36 @@ def test_resume_mid_epoch_is_exact(tiny_data, tiny_config, tmp_path) -> None:
     actual = load_file(resumed.checkpoint_dir / WEIGHTS_FILE)
     assert all(torch.equal(expected[name], actual[name]) for name in expected)
     assert resumed.loss_history == reference.loss_history
+
+
+def test_a_reexecution_adopts_its_parents_state_and_resumes(
+    tiny_data, tiny_config, tmp_path
+) -> None:
+    """Dagster names a re-execution's checkpoint by its new run id: the failed parent's
+    state and prepared data move to that name and training resumes at the parent's step."""
+    config = tiny_config.model_copy(update={"checkpoint_every_steps": 2})
+    reference = _train(tiny_data, config, tmp_path / "reference")
+
+    def interrupt_at_step_3(message: str) -> None:
+        if message.startswith("step 3/"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        _train(tiny_data, config, tmp_path / "parent", log=interrupt_at_step_3)
+    (tmp_path / "parent-seed7.train-state").mkdir()  # another seed's state moves as well
+    adopted = adopt_unfinished(tmp_path, "parent", "child")
+    assert sorted(path.name for path in adopted) == [
+        "child-seed7.train-state",
+        "child.train-data",
+        "child.train-state",
+    ]
+    assert not list(tmp_path.glob("parent*"))
+    assert adopt_unfinished(tmp_path, "parent", "child") == []  # nothing left to adopt
+    assert adopt_unfinished(tmp_path, None, "child") == []  # a first execution has no parent
+    messages: list[str] = []
+    resumed = _train(tiny_data, config, tmp_path / "child", log=messages.append)
+    assert any(m.startswith("resuming from") and "step 2/" in m for m in messages)
+    assert resumed.manifest["weights_sha256"] == reference.manifest["weights_sha256"]
 
 
 def _probe(work: Path, rows: int, dim: int) -> dict[str, float]:
