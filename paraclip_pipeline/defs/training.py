@@ -44,12 +44,6 @@ SEED_KEY = "seed"
 # Why image_embeddings could not use a row's image (paths dropped at ingestion are
 # counted by raw_captions).
 IMAGE_UNREADABLE = "unreadable"
-IMAGE_EMBEDDING_INPUTS = [
-    schema.CAPTION_ID,
-    schema.IMAGE_PATH,
-    schema.IMAGE_EMBEDDING,
-    schema.IMAGE_EMBEDDING_MODEL,
-]
 INPUTS_FINGERPRINT = "inputs_fingerprint"
 COUNT_BATCH_ROWS = 1 << 16
 
@@ -69,34 +63,28 @@ def image_embeddings(
 ) -> dg.Output[ParquetTable]:
     """Frozen image-tower embeddings, computed once per shard and reused by every training run.
 
-    Reads only the four columns it needs from raw_captions (not the captions, URLs...).
-    The embeddings are computed as one table per shard, then written in small row groups
-    (``write_image_embeddings``) so training (``training.prepare``) reads them a few MB at
-    a time.
+    Streams the four columns it needs from raw_captions (not the captions, URLs...) in
+    ``storage.batch_rows`` batches and writes small row groups, so memory is set by the
+    batch, and training (``training.prepare``) reads them a few MB at a time.
 
     Shards that carry precomputed embeddings (as LAION distributes them) skip the tower.
     Image files that cannot be read are counted in ``unusable_images`` and logged once as
     a warning event.
     """
-    from paraclip_pipeline.modeling.image_embeddings import (
-        compute_image_embeddings,
-        image_embedding_stats,
-        write_image_embeddings,
-    )
+    from paraclip_pipeline.modeling.image_embeddings import INPUT_COLUMNS, stream_image_embeddings
 
+    target = storage.layout.partition_file(IMAGE_EMBEDDINGS, context.partition_key)
     with heartbeat(context.log.info, f"image embeddings of shard {context.partition_key}"):
         clip = clip_model.load()
-        table = compute_image_embeddings(raw_captions.read(IMAGE_EMBEDDING_INPUTS), clip)
-    stats = image_embedding_stats(table)
-    target = storage.layout.partition_file(IMAGE_EMBEDDINGS, context.partition_key)
-    data_version = write_image_embeddings(table, target)
+        batches = raw_captions.batches(storage.batch_rows, INPUT_COLUMNS)
+        data_version, stats = stream_image_embeddings(batches, clip, target)
     return dg.Output(
         ParquetTable(str(target)),
         data_version=dg.DataVersion(data_version),
         metadata={
             "engine": ENGINE_IN_PROCESS,
-            "rows": len(table),
-            "rows_with_image": int(pc.sum(table[schema.HAS_IMAGE]).as_py() or 0),
+            "rows": stats.rows,
+            "rows_with_image": stats.rows - stats.without_image,
             "precomputed": stats.precomputed,
             "computed": stats.computed,
             **report_unusable_images(

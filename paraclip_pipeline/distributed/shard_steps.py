@@ -30,7 +30,12 @@ from paraclip_pipeline.asset_names import (
     STAGE2_PARAPHRASES,
 )
 from paraclip_pipeline.paraphrase.config import CO_CAPTIONS
-from paraclip_pipeline.storage import StorageLayout, table_fingerprint, write_parquet_atomic
+from paraclip_pipeline.storage import (
+    ParquetTable,
+    StorageLayout,
+    table_fingerprint,
+    write_parquet_atomic,
+)
 
 # What every step returns for one shard; the Dagster side reports it as that partition's
 # materialization. ``error`` is set (and the rest empty) when the shard failed: one bad shard
@@ -146,7 +151,6 @@ def filter_shard(shard_key: str, options: StepOptions) -> ShardRecord:
     (``filtering.stream``), so both engines write the same bytes."""
     from paraclip_pipeline.filtering.stream import paired_batches, stream_filter_rules
     from paraclip_pipeline.modeling.sentence_encoder import shared_sentence_encoder
-    from paraclip_pipeline.storage import ParquetTable
 
     rules = _rules(options["rules_path"])
     layout, batch_rows = _layout(options), options["batch_rows"]
@@ -189,25 +193,21 @@ def _clip(profile: str, device: str):
 
 
 def embed_shard(shard_key: str, options: StepOptions) -> ShardRecord:
-    from paraclip_pipeline.modeling.image_embeddings import (
-        compute_image_embeddings,
-        image_embedding_stats,
-        write_image_embeddings,
-    )
+    from paraclip_pipeline.modeling.image_embeddings import INPUT_COLUMNS, stream_image_embeddings
 
-    table = compute_image_embeddings(
-        _read(options, RAW_CAPTIONS, shard_key),
-        _clip(options["clip_profile"], options.get("clip_device", "cpu")),
-    )
-    stats = image_embedding_stats(table)
-    # Small row groups, as in-process (the files are compared byte for byte).
+    raw = ParquetTable(str(_layout(options).partition_file(RAW_CAPTIONS, shard_key)))
+    clip = _clip(options["clip_profile"], options.get("clip_device", "cpu"))
+    # Streamed in batches and small row groups, as in-process (the files are compared
+    # byte for byte).
     path = _layout(options).partition_file(IMAGE_EMBEDDINGS, shard_key)
+    batches = raw.batches(options["batch_rows"], INPUT_COLUMNS)
+    data_version, stats = stream_image_embeddings(batches, clip, path)
     metadata = {
         "precomputed": stats.precomputed,
         "computed": stats.computed,
         "unreadable_images": stats.unreadable_images,
     }
-    return _built(shard_key, len(table), write_image_embeddings(table, path), path, metadata)
+    return _built(shard_key, stats.rows, data_version, path, metadata)
 
 
 STEPS: dict[str, Callable[..., ShardRecord]] = {

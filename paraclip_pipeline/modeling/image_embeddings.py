@@ -7,25 +7,32 @@ Per raw-caption row, in order of preference:
 3. neither, or an unreadable image file: ``has_image`` false and a null embedding (the
    row still trains on L2/L3; it is masked out of L1, never dropped).
 
-How many image files could not be read (and why) travels in the output table's schema
-metadata under ``paraclip.image_stats``; :func:`image_embedding_stats` reads it back.
+How many image files could not be read (and why) is counted in an ``ImageEmbeddingStats``
+the caller reports. A shard is embedded batch by batch (``stream_image_embeddings``).
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from PIL import Image, UnidentifiedImageError
 
 from paraclip_pipeline import schema
 from paraclip_pipeline.modeling.factory import LoadedClip
 from paraclip_pipeline.storage import parquet_stream
 
-STATS_METADATA_KEY = b"paraclip.image_stats"
+# The raw_captions columns the step reads (not the captions, URLs...).
+INPUT_COLUMNS = [
+    schema.CAPTION_ID,
+    schema.IMAGE_PATH,
+    schema.IMAGE_EMBEDDING,
+    schema.IMAGE_EMBEDDING_MODEL,
+]
 # 16 MB of 512-wide float32 a row group: readers (training.prepare) decode a row group at
 # once, and pyarrow's default one (1M rows) of 512-wide embeddings is 2 GB.
 ROW_GROUP_ROWS = 8192
@@ -47,25 +54,39 @@ class ImageEmbeddingStats:
 
 
 def _check_precomputed(rows: pa.Table, clip: LoadedClip) -> None:
-    embeddings = rows.column(schema.IMAGE_EMBEDDING).to_pylist()
-    models = rows.column(schema.IMAGE_EMBEDDING_MODEL).to_pylist()
-    for caption_id, embedding, model in zip(
-        rows.column(schema.CAPTION_ID).to_pylist(), embeddings, models, strict=True
-    ):
-        if embedding is None:
-            continue
+    """Refuse precomputed embeddings of another tower or width, naming the first bad row.
+
+    Arrow compute, not Python lists: a 64k-row batch of 512-wide vectors as lists is
+    33M Python floats."""
+    embeddings = rows.column(schema.IMAGE_EMBEDDING)
+    present = pc.is_valid(embeddings)
+    models = rows.column(schema.IMAGE_EMBEDDING_MODEL)
+    for model in pc.unique(models.filter(present)).to_pylist():
         if not clip.accepts_image_model(model):
+            first = _first(rows, pc.and_(present, _equal_or_null(models, model)))
             raise ImageEmbeddingError(
-                f"row caption_id={caption_id!r}: column {schema.IMAGE_EMBEDDING_MODEL}={model!r} "
+                f"row caption_id={first!r}: column {schema.IMAGE_EMBEDDING_MODEL}={model!r} "
                 f"does not match the image tower {clip.model_id!r} (accepted: "
                 f"{[clip.model_id, *clip.model_id_aliases]}); precomputed embeddings must come "
                 "from the same frozen image tower"
             )
-        if len(embedding) != clip.embed_dim:
-            raise ImageEmbeddingError(
-                f"row caption_id={caption_id!r}: column {schema.IMAGE_EMBEDDING} has "
-                f"{len(embedding)} values, the model's embed_dim is {clip.embed_dim}"
-            )
+    lengths = pc.list_value_length(embeddings)
+    wrong = pc.and_(present, pc.not_equal(lengths, clip.embed_dim))
+    if pc.any(wrong).as_py():
+        first = _first(rows, wrong)
+        length = lengths.filter(wrong)[0].as_py()
+        raise ImageEmbeddingError(
+            f"row caption_id={first!r}: column {schema.IMAGE_EMBEDDING} has "
+            f"{length} values, the model's embed_dim is {clip.embed_dim}"
+        )
+
+
+def _equal_or_null(column: pa.ChunkedArray, value: str | None) -> pa.ChunkedArray:
+    return pc.is_null(column) if value is None else pc.fill_null(pc.equal(column, value), False)
+
+
+def _first(rows: pa.Table, mask: pa.ChunkedArray) -> str:
+    return str(rows.column(schema.CAPTION_ID).filter(mask)[0])
 
 
 def _load_image(path: str) -> Image.Image:
@@ -74,36 +95,33 @@ def _load_image(path: str) -> Image.Image:
         return image.convert("RGB")
 
 
-def compute_image_embeddings(rows: pa.Table, clip: LoadedClip, batch_size: int = 64) -> pa.Table:
-    """One ``IMAGE_EMBEDDINGS_SCHEMA`` row per input row, in input order."""
-    missing = [
-        name
-        for name in (
-            schema.CAPTION_ID,
-            schema.IMAGE_PATH,
-            schema.IMAGE_EMBEDDING,
-            schema.IMAGE_EMBEDDING_MODEL,
-        )
-        if name not in rows.column_names
-    ]
+def compute_image_embeddings(
+    rows: pa.Table | pa.RecordBatch,
+    clip: LoadedClip,
+    stats: ImageEmbeddingStats | None = None,
+    batch_size: int = 64,
+) -> pa.Table:
+    """One ``IMAGE_EMBEDDINGS_SCHEMA`` row per input row, in input order; counts go to
+    ``stats`` (added to what it holds, so one object can follow a whole stream)."""
+    rows = pa.table(rows) if isinstance(rows, pa.RecordBatch) else rows
+    stats = stats if stats is not None else ImageEmbeddingStats()
+    missing = [name for name in INPUT_COLUMNS if name not in rows.column_names]
     if missing:
         raise ImageEmbeddingError(f"raw caption rows lack columns {missing}")
     _check_precomputed(rows, clip)
-    caption_ids = rows.column(schema.CAPTION_ID).to_pylist()
-    embeddings: list[list[float] | None] = rows.column(schema.IMAGE_EMBEDDING).to_pylist()
-    models: list[str | None] = [
-        model if embedding is not None else None
-        for model, embedding in zip(
-            rows.column(schema.IMAGE_EMBEDDING_MODEL).to_pylist(), embeddings, strict=True
+    caption_ids = rows.column(schema.CAPTION_ID)
+    given = rows.column(schema.IMAGE_EMBEDDING).cast(pa.list_(pa.float32()))
+    stats.rows += len(rows)
+    stats.precomputed += len(rows) - given.null_count
+    paths = rows.column(schema.IMAGE_PATH)
+    wanted = pc.and_(pc.is_null(given), pc.fill_null(pc.not_equal(paths, ""), False))
+    pending = [
+        (int(index), path)
+        for index, path in zip(
+            pc.indices_nonzero(wanted).to_pylist(), paths.filter(wanted).to_pylist(), strict=True
         )
     ]
-    stats = ImageEmbeddingStats(rows=len(rows))
-    stats.precomputed = sum(embedding is not None for embedding in embeddings)
-    pending = [
-        (index, path)
-        for index, path in enumerate(rows.column(schema.IMAGE_PATH).to_pylist())
-        if embeddings[index] is None and path
-    ]
+    computed: dict[int, np.ndarray] = {}
     # Batches of decoded images: the whole shard's pixels never sit in memory at once.
     for start in range(0, len(pending), batch_size):
         readable: list[tuple[int, Image.Image]] = []
@@ -111,41 +129,44 @@ def compute_image_embeddings(rows: pa.Table, clip: LoadedClip, batch_size: int =
             try:
                 readable.append((index, _load_image(path)))
             except (OSError, UnidentifiedImageError) as error:
-                stats.unreadable[caption_ids[index]] = f"{path}: {error}"
+                stats.unreadable[caption_ids[index].as_py()] = f"{path}: {error}"
         if not readable:
             continue
         vectors = clip.encode_images([image for _, image in readable], batch_size=batch_size)
         for (index, _), vector in zip(readable, vectors, strict=True):
-            embeddings[index] = vector.astype(np.float32).tolist()
-            models[index] = clip.model_id
+            computed[index] = vector.astype(np.float32)
         stats.computed += len(readable)
     stats.unreadable_images = len(stats.unreadable)
-    has_image = [embedding is not None for embedding in embeddings]
-    stats.without_image = has_image.count(False)
-    table = pa.Table.from_arrays(
-        [
-            pa.array(caption_ids, pa.string()),
-            pa.array(has_image, pa.bool_()),
-            pa.array(embeddings, pa.list_(pa.float32())),
-            pa.array(models, pa.string()),
-        ],
+    models = pc.if_else(pc.is_valid(given), rows.column(schema.IMAGE_EMBEDDING_MODEL), None)
+    embeddings: pa.Array | pa.ChunkedArray = given
+    if computed:  # rows with image files: only these go through Python lists
+        values = given.to_pylist()
+        model_names = models.to_pylist()
+        for index, vector in computed.items():
+            values[index], model_names[index] = vector.tolist(), clip.model_id
+        embeddings = pa.array(values, pa.list_(pa.float32()))
+        models = pa.array(model_names, pa.string())
+    has_image = pc.is_valid(embeddings)
+    stats.without_image += len(rows) - int(pc.sum(has_image).as_py() or 0)
+    return pa.Table.from_arrays(
+        [caption_ids.cast(pa.string()), has_image, embeddings, models.cast(pa.string())],
         schema=schema.IMAGE_EMBEDDINGS_SCHEMA,
     )
-    return table.replace_schema_metadata({STATS_METADATA_KEY: json.dumps(asdict(stats))})
 
 
-def write_image_embeddings(table: pa.Table, target: Path) -> str:
-    """Write one shard's embeddings atomically in small row groups; returns the data
-    version (``table_fingerprint`` of ``table``)."""
-    with parquet_stream(target, table.schema) as writer:
-        for start in range(0, len(table), ROW_GROUP_ROWS):
-            writer.write(table.slice(start, ROW_GROUP_ROWS))
-    return writer.fingerprint
+def stream_image_embeddings(
+    batches: Iterable[pa.RecordBatch | pa.Table], clip: LoadedClip, target: Path
+) -> tuple[str, ImageEmbeddingStats]:
+    """Embed a shard batch by batch into ``target`` (atomically, in ``ROW_GROUP_ROWS`` row
+    groups); returns the data version (the output's ``table_fingerprint``) and the stats.
 
-
-def image_embedding_stats(table: pa.Table) -> ImageEmbeddingStats:
-    """The stats recorded by :func:`compute_image_embeddings` in the table's metadata."""
-    raw = (table.schema.metadata or {}).get(STATS_METADATA_KEY)
-    if raw is None:
-        raise ImageEmbeddingError("table carries no image-embedding stats metadata")
-    return ImageEmbeddingStats(**json.loads(raw))
+    Memory is set by the batch, not the shard: a LAION shard's precomputed embeddings
+    (1M rows x 512 floats) held as one table and its Python lists took over 10 GB.
+    """
+    stats = ImageEmbeddingStats()
+    with parquet_stream(target, schema.IMAGE_EMBEDDINGS_SCHEMA) as writer:
+        for batch in batches:
+            table = compute_image_embeddings(batch, clip, stats)
+            for start in range(0, len(table), ROW_GROUP_ROWS):
+                writer.write(table.slice(start, ROW_GROUP_ROWS))
+    return writer.fingerprint, stats

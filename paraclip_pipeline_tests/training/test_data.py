@@ -8,12 +8,10 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 import pytest
 
 from paraclip_pipeline import schema
-from paraclip_pipeline.modeling.image_embeddings import ROW_GROUP_ROWS, write_image_embeddings
-from paraclip_pipeline.storage import table_fingerprint, write_parquet_atomic
+from paraclip_pipeline.storage import write_parquet_atomic
 from paraclip_pipeline.training.data import TrainingDataError, epoch_order, window_orders
 from paraclip_pipeline.training.prepare import prepare_training_data
 from paraclip_pipeline_tests.training.reference import in_memory_fingerprint, in_memory_rows
@@ -130,14 +128,3 @@ def test_one_window_is_the_full_permutation_and_windows_stay_bounded() -> None:
     assert all(np.array_equal(a, b) for a, b in zip(windows, again, strict=True))
     other = np.concatenate(list(window_orders(100, 30, seed=3, epoch=2)))
     assert not np.array_equal(np.concatenate(windows), other)
-
-
-def test_image_embeddings_are_written_in_small_row_groups(tmp_path: Path) -> None:
-    """pyarrow decodes a row group at once: the prepare step reads the file a row group at
-    a time, so the writer keeps them small; the data version is the table's fingerprint."""
-    pairs = make_pairs(ROW_GROUP_ROWS + 100)
-    table = make_embeddings(pairs, "m", 4)
-    target = tmp_path / "embeddings.parquet"
-    assert write_image_embeddings(table, target) == table_fingerprint(table)
-    parquet = pq.ParquetFile(target)
-    assert parquet.num_row_groups == 2 and parquet.read().equals(table)
