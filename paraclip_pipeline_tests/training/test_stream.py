@@ -102,6 +102,20 @@ def test_workers_ranks_and_resume_see_the_same_batches(tiny_data, tiny_clip, tmp
     assert not torch.equal(epochs[0], epochs[1])  # each epoch has its own order
 
 
+@pytest.mark.parametrize("workers", [0, 2])
+def test_the_stream_leaves_the_global_rng_alone(tiny_data, tiny_clip, tmp_path, workers) -> None:
+    """The loop seeds torch for each step's dropout and then takes the next batch: a
+    loader that drew from the global RNG (a new DataLoader iterator does, every epoch)
+    changed the dropout masks, and with them the weights of a model with dropout."""
+    pairs, embeddings = tiny_data
+    data = prepare_training_data(pairs, embeddings, tmp_path / "prepared")
+    torch.manual_seed(11)
+    before = torch.get_rng_state()
+    batches = _batches(data, tiny_clip.tokenizer, workers=workers)
+    assert len(batches) == 10  # two epochs: two loaders
+    assert torch.equal(torch.get_rng_state(), before)
+
+
 def test_resume_mid_epoch_is_exact(tiny_data, tiny_config, tmp_path) -> None:
     """Several windows, accumulation, a state saved in the middle of an epoch."""
     config = tiny_config.model_copy(
