@@ -253,7 +253,8 @@ def sweep_point(server: ServerProcess, concurrency: int) -> None:
         f"       in flight {busy / wall:6.1f} on average, latency seen {seen * 1000:5.1f} ms vs "
         f"server {mean_latency * 1000:5.1f} ms; CPU/request client "
         f"{cpu_client * per_request_ms:.2f} ms, server {cpu_server * per_request_ms:.2f} ms; "
-        f"commits {clock.busy_s / wall:.0%} of wall; commit lag p50 {lags[len(lags) // 2] * 1000:.0f} ms, "
+        f"commits {clock.busy_s / wall:.0%} of wall; "
+        f"commit lag p50 {lags[len(lags) // 2] * 1000:.0f} ms, "
         f"p99 {lags[int(len(lags) * 0.99)] * 1000:.0f} ms, max {lags[-1] * 1000:.0f} ms"
     )
 
