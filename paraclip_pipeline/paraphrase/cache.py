@@ -28,8 +28,8 @@ the row with the smallest raw answer wins.
 
 A lookup is a DuckDB semi join of the files against the wanted keys (an Arrow table,
 deduplicated with ``pc.unique``): DuckDB reads the key column, probes the join and
-reads the other columns only where needed, in parallel, spilling past
-``LOOKUP_MEMORY_LIMIT``. The raw answer is read only to break ties between duplicates.
+reads the columns a hit needs, in parallel, spilling past ``LOOKUP_MEMORY_LIMIT``; the
+raw answer orders a duplicated key's rows (the smallest wins).
 ``bench_paraphrase_cache.py``, 1M keys (500k hits) against 10M answers in one segment,
 2-core box at load 5-7: 7.0 s (goal < 10 s); the pyarrow dataset scan with an ``isin``
 filter it replaces took 13.2 s there at low load and 20.3 s in this session at load 7
