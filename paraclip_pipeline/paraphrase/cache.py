@@ -159,6 +159,7 @@ class ParaphraseCache:
                         }
                     ) as connection,
                 ):
+                    connection.execute("SET enable_progress_bar = false")
                     connection.register("wanted", pa.table({KEY: wanted}))
                     parameters = {"files": [str(path) for path in files]}
                     return connection.execute(query, parameters).to_arrow_table()
