@@ -28,7 +28,7 @@ the row with the smallest raw answer wins.
 
 A lookup is a DuckDB semi join of the files against the wanted keys (an Arrow table,
 deduplicated with ``pc.unique``): DuckDB reads the key column, probes the join and
-reads the columns a hit needs, in parallel, spilling past ``LOOKUP_MEMORY_LIMIT``; the
+reads the columns a hit needs, in parallel, spilling past ``DUCKDB_MEMORY_LIMIT``; the
 raw answer orders a duplicated key's rows (the smallest wins).
 ``bench_paraphrase_cache.py``, 1M keys (500k hits) against 10M answers in one segment,
 2-core box at load 5-7: 7.0 s (goal < 10 s); the pyarrow dataset scan with an ``isin``
@@ -40,10 +40,11 @@ lookups cost one scan per batch of a shard."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -83,7 +84,7 @@ MAX_SEGMENTS = 16
 MERGE_FANIN = 8
 SEGMENT_ROW_GROUP = 128 * 1024
 READ_ATTEMPTS = 5  # re-list when a concurrent compaction removed a file being read
-LOOKUP_MEMORY_LIMIT = "512MB"  # DuckDB spills the join past this
+DUCKDB_MEMORY_LIMIT = "512MB"  # lookups and compactions spill past this
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,25 @@ HIT_COLUMNS = [field.name for field in fields(CacheHit)]
 
 def _digest(payload: str) -> str:
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+@contextlib.contextmanager
+def _bounded_duckdb() -> Iterator[duckdb.DuckDBPyConnection]:
+    """An in-memory DuckDB that spills to a private temporary directory past
+    ``DUCKDB_MEMORY_LIMIT`` (DuckDB's default is 80 % of RAM: a 5M-answer compaction inside
+    stage 1 took its process to 3 GB)."""
+    with (
+        tempfile.TemporaryDirectory(prefix="paraclip-cache-") as spill,
+        duckdb.connect(
+            config={
+                "memory_limit": DUCKDB_MEMORY_LIMIT,
+                "temp_directory": spill,
+                "preserve_insertion_order": False,
+            }
+        ) as connection,
+    ):
+        connection.execute("SET enable_progress_bar = false")
+        yield connection
 
 
 class ParaphraseCache:
@@ -149,17 +169,7 @@ class ParaphraseCache:
         attempts = 0
         while files := self.segment_files() + self.chunk_files():
             try:
-                with (
-                    tempfile.TemporaryDirectory(prefix="paraclip-cache-") as spill,
-                    duckdb.connect(
-                        config={
-                            "memory_limit": LOOKUP_MEMORY_LIMIT,
-                            "temp_directory": spill,
-                            "preserve_insertion_order": False,
-                        }
-                    ) as connection,
-                ):
-                    connection.execute("SET enable_progress_bar = false")
+                with _bounded_duckdb() as connection:
                     connection.register("wanted", pa.table({KEY: wanted}))
                     parameters = {"files": [str(path) for path in files]}
                     return connection.execute(query, parameters).to_arrow_table()
@@ -188,7 +198,7 @@ class ParaphraseCache:
         target = self.directory / f"segment-{_digest(names)[:32]}.parquet"
         columns = ", ".join(CACHE_SCHEMA.names)
         try:
-            with atomic_path(target) as temporary, duckdb.connect() as connection:
+            with atomic_path(target) as temporary, _bounded_duckdb() as connection:
                 connection.read_parquet([str(path) for path in files]).query(
                     "answers",
                     f"SELECT {columns} FROM answers QUALIFY row_number() OVER "
