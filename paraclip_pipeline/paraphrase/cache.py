@@ -51,6 +51,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from paraclip_pipeline.paraphrase.errors import CacheCorruptError
 from paraclip_pipeline.storage import atomic_path, write_parquet_atomic, write_text_atomic
@@ -116,8 +117,8 @@ def _digest(payload: str) -> str:
 @contextlib.contextmanager
 def _bounded_duckdb() -> Iterator[duckdb.DuckDBPyConnection]:
     """An in-memory DuckDB that spills to a private temporary directory past
-    ``DUCKDB_MEMORY_LIMIT`` (DuckDB's default is 80 % of RAM: a 5M-answer compaction inside
-    stage 1 took its process to 3 GB)."""
+    ``DUCKDB_MEMORY_LIMIT`` (DuckDB's default is 80 % of RAM: the compaction of 2M answers
+    inside stage 1 of a 5M-caption shard took the process to 3 GB)."""
     with (
         tempfile.TemporaryDirectory(prefix="paraclip-cache-") as spill,
         duckdb.connect(
@@ -198,12 +199,27 @@ class ParaphraseCache:
         target = self.directory / f"segment-{_digest(names)[:32]}.parquet"
         columns = ", ".join(CACHE_SCHEMA.names)
         try:
-            with atomic_path(target) as temporary, _bounded_duckdb() as connection:
-                connection.read_parquet([str(path) for path in files]).query(
-                    "answers",
-                    f"SELECT {columns} FROM answers QUALIFY row_number() OVER "
-                    f"(PARTITION BY {KEY} ORDER BY {ANSWER}) = 1 ORDER BY {KEY}",
-                ).write_parquet(str(temporary), row_group_size=SEGMENT_ROW_GROUP)
+            with (
+                atomic_path(target) as temporary,
+                _bounded_duckdb() as connection,
+                pq.ParquetWriter(temporary, CACHE_SCHEMA) as writer,
+            ):
+                # A sort spills; DuckDB's window (QUALIFY row_number()) ran out of 512 MB
+                # on 2M answers, so the first row of each key is kept here, batch by batch.
+                ordered = connection.read_parquet([str(path) for path in files]).query(
+                    "answers", f"SELECT {columns} FROM answers ORDER BY {KEY}, {ANSWER}"
+                )
+                last_key: str | None = None
+                for batch in ordered.fetch_record_batch(SEGMENT_ROW_GROUP):
+                    if batch.num_rows == 0:
+                        continue
+                    keys = batch.column(KEY)
+                    before = pa.concat_arrays([pa.array([last_key], pa.string()), keys[:-1]])
+                    first = pc.fill_null(pc.not_equal(keys, before), True)
+                    writer.write_table(
+                        pa.Table.from_batches([batch]).filter(first).cast(CACHE_SCHEMA)
+                    )
+                    last_key = keys[-1].as_py()
         except duckdb.IOException:
             if all(path.exists() for path in files):
                 raise
