@@ -28,7 +28,7 @@ the row with the smallest raw answer wins.
 
 A lookup is a DuckDB semi join of the files against the wanted keys (an Arrow table,
 deduplicated with ``pc.unique``): DuckDB reads the key column, probes the join and
-reads the columns a hit needs, in parallel, spilling past ``DUCKDB_MEMORY_LIMIT``; the
+reads the columns a hit needs, in parallel, spilling past ``LOOKUP_MEMORY_LIMIT``; the
 raw answer orders a duplicated key's rows (the smallest wins).
 ``bench_paraphrase_cache.py``, 1M keys (500k hits) against 10M answers in one segment,
 2-core box at load 5-7: 7.0 s (goal < 10 s); the pyarrow dataset scan with an ``isin``
@@ -85,7 +85,10 @@ MAX_SEGMENTS = 16
 MERGE_FANIN = 8
 SEGMENT_ROW_GROUP = 128 * 1024
 READ_ATTEMPTS = 5  # re-list when a concurrent compaction removed a file being read
-DUCKDB_MEMORY_LIMIT = "512MB"  # lookups and compactions spill past this
+# DuckDB spills past these: a compaction's sort fits 256 MB; a lookup's join of 1M wanted
+# keys and its window over 500k hits do not (1M keys vs 10M answers ran out of 256 MB).
+LOOKUP_MEMORY_LIMIT = "512MB"
+COMPACTION_MEMORY_LIMIT = "256MB"
 
 
 @dataclass(frozen=True)
@@ -114,16 +117,27 @@ def _digest(payload: str) -> str:
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
+def _first_of_each_key(rows: pa.Table, previous_key: str | None) -> pa.Table:
+    """The first row of each key of ``rows`` (sorted by key, then raw answer: the smallest
+    answer wins), leaving out a key equal to ``previous_key``, the last of the batch before.
+    """
+    if rows.num_rows == 0:
+        return rows
+    keys = rows.column(KEY).combine_chunks()
+    before = pa.concat_arrays([pa.array([previous_key], pa.string()), keys[:-1]])
+    return rows.filter(pc.fill_null(pc.not_equal(keys, before), True))
+
+
 @contextlib.contextmanager
-def _bounded_duckdb() -> Iterator[duckdb.DuckDBPyConnection]:
+def _bounded_duckdb(memory_limit: str) -> Iterator[duckdb.DuckDBPyConnection]:
     """An in-memory DuckDB that spills to a private temporary directory past
-    ``DUCKDB_MEMORY_LIMIT`` (DuckDB's default is 80 % of RAM: the compaction of 2M answers
+    ``memory_limit`` (DuckDB's default is 80 % of RAM: the compaction of 2M answers
     inside stage 1 of a 5M-caption shard took the process to 3 GB)."""
     with (
         tempfile.TemporaryDirectory(prefix="paraclip-cache-") as spill,
         duckdb.connect(
             config={
-                "memory_limit": DUCKDB_MEMORY_LIMIT,
+                "memory_limit": memory_limit,
                 "temp_directory": spill,
                 "preserve_insertion_order": False,
             }
@@ -170,7 +184,7 @@ class ParaphraseCache:
         attempts = 0
         while files := self.segment_files() + self.chunk_files():
             try:
-                with _bounded_duckdb() as connection:
+                with _bounded_duckdb(LOOKUP_MEMORY_LIMIT) as connection:
                     connection.register("wanted", pa.table({KEY: wanted}))
                     parameters = {"files": [str(path) for path in files]}
                     return connection.execute(query, parameters).to_arrow_table()
@@ -201,25 +215,19 @@ class ParaphraseCache:
         try:
             with (
                 atomic_path(target) as temporary,
-                _bounded_duckdb() as connection,
+                _bounded_duckdb(COMPACTION_MEMORY_LIMIT) as connection,
                 pq.ParquetWriter(temporary, CACHE_SCHEMA) as writer,
             ):
                 # A sort spills; DuckDB's window (QUALIFY row_number()) ran out of 512 MB
-                # on 2M answers, so the first row of each key is kept here, batch by batch.
+                # on 2M answers, so each key's first row is kept here, batch by batch.
                 ordered = connection.read_parquet([str(path) for path in files]).query(
                     "answers", f"SELECT {columns} FROM answers ORDER BY {KEY}, {ANSWER}"
                 )
                 last_key: str | None = None
                 for batch in ordered.fetch_record_batch(SEGMENT_ROW_GROUP):
-                    if batch.num_rows == 0:
-                        continue
-                    keys = batch.column(KEY)
-                    before = pa.concat_arrays([pa.array([last_key], pa.string()), keys[:-1]])
-                    first = pc.fill_null(pc.not_equal(keys, before), True)
-                    writer.write_table(
-                        pa.Table.from_batches([batch]).filter(first).cast(CACHE_SCHEMA)
-                    )
-                    last_key = keys[-1].as_py()
+                    table = pa.Table.from_batches([batch])
+                    writer.write_table(_first_of_each_key(table, last_key).cast(CACHE_SCHEMA))
+                    last_key = table.column(KEY)[-1].as_py()
         except duckdb.IOException:
             if all(path.exists() for path in files):
                 raise
