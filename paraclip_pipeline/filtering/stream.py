@@ -45,8 +45,15 @@ from paraclip_pipeline.storage import parquet_stream
 if TYPE_CHECKING:
     from paraclip_pipeline.modeling.sentence_encoder import SentenceEncoder
 
-# DuckDB's share of the budget: sorts and groups past it spill to the work directory.
-DUCKDB_MEMORY_LIMIT = "256MB"
+# DuckDB's share of the budget: sorts and groups past it spill to the work directory. One
+# thread: each thread holds its own sort runs, and with two the 1M-row sort peaked 250 MB
+# above the 100k one (bench_data_scale); 64 MB runs out (a block cannot be pinned).
+DUCKDB_MEMORY_LIMIT = "128MB"
+DUCKDB_THREADS = 1
+# Rows judged, and fetched back sorted, at a time, whatever the caller's batch: the rules'
+# working set (word lists, features) is a few kB a row, so 65k-row batches made 150-250 MB
+# spikes, and a shard of many batches hit a higher one than a shard of two.
+WORK_ROWS = 16_384
 _ALIVE_AT_DEDUP = "__alive_at_dedup"
 _BLANK = "__blank"
 _DUPLICATE_DETAIL = "__duplicate_detail"
@@ -114,9 +121,12 @@ def _judge_batches(
     """Step 1 of the module docstring; returns the validated input schema (None: no rows)."""
     before, dedup, after = _split_at_dedup(rules)
     input_schema: pa.Schema | None = None
-    for raw in batches:
-        if raw.num_rows == 0:
-            continue
+    slices = (
+        whole.slice(start, WORK_ROWS)
+        for whole in batches
+        for start in range(0, whole.num_rows, WORK_ROWS)
+    )
+    for raw in slices:
         batch = apply._validated(raw)
         if input_schema is None:
             input_schema = batch.schema
@@ -149,6 +159,7 @@ def _judge_batches(
 def _connect(work_dir: Path) -> duckdb.DuckDBPyConnection:
     connection = duckdb.connect()
     connection.execute(f"SET memory_limit = '{DUCKDB_MEMORY_LIMIT}'")
+    connection.execute(f"SET threads = {DUCKDB_THREADS}")
     spill = str(work_dir / "duckdb").replace("'", "''")
     connection.execute(f"SET temp_directory = '{spill}'")
     connection.execute("SET preserve_insertion_order = false")
@@ -190,7 +201,7 @@ def _sorted_verdicts(
         f"USING ({schema.CAPTION_ID}) ORDER BY {schema.CAPTION_ID}"
     )
     parameters = {"judged": str(judged)} | ({} if keys is None else {"keys": str(keys)})
-    reader = connection.execute(query, parameters).fetch_record_batch(batch_rows)
+    reader = connection.execute(query, parameters).fetch_record_batch(min(batch_rows, WORK_ROWS))
     yield from reader
 
 

@@ -1,14 +1,24 @@
-"""Compacted segments answer exactly what a full scan of the chunk files answers."""
+"""Compacted segments answer exactly what a full scan of the chunk files answers, and the
+DuckDB lookup exactly what the earlier pyarrow scan did."""
 
 from __future__ import annotations
 
+from dataclasses import astuple
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
 from paraclip_pipeline.paraphrase import cache as cache_module
-from paraclip_pipeline.paraphrase.cache import CachedAnswer, ParaphraseCache
+from paraclip_pipeline.paraphrase.cache import (
+    CACHE_SCHEMA,
+    HIT_COLUMNS,
+    CachedAnswer,
+    ParaphraseCache,
+)
 
 IDENTITY = {"backend": "test", "model": "m"}
 
@@ -77,3 +87,40 @@ def test_a_vanished_input_file_skips_compaction(tmp_path: Path) -> None:
     cache.compact(min_chunks=1)
     assert len(cache.lookup(cache.key(text) for text in texts)) == len(texts) - 2
     assert cache.chunk_files() == [] and len(cache.segment_files()) == 1
+
+
+def _pyarrow_scan(cache: ParaphraseCache, keys: list[str]) -> dict[str, tuple[object, ...]]:
+    """The lookup as it was before the DuckDB semi join: a pyarrow dataset scan with an
+    ``isin`` filter over every file, the smallest raw answer winning a duplicated key."""
+    files = cache.segment_files() + cache.chunk_files()
+    found = ds.dataset(files, schema=CACHE_SCHEMA, format="parquet").to_table(
+        filter=pc.field("key").isin(pa.array(keys))
+    )
+    rows = sorted(found.to_pylist(), key=lambda row: (row["key"], row["answer"]))
+    best: dict[str, tuple[object, ...]] = {}
+    for row in rows:
+        best.setdefault(row["key"], (*(row[name] for name in HIT_COLUMNS), row["answer"]))
+    return best
+
+
+def test_the_duckdb_lookup_equals_the_pyarrow_scan(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cache_module, "COMPACT_AT_CHUNKS", 10**9)
+    cache = ParaphraseCache(tmp_path / "c", IDENTITY)
+    texts = _fill(cache, chunks=4, per_chunk=5)
+    cache.compact(min_chunks=1)  # some answers in a segment, some in loose chunks
+    for chunk in range(3):
+        late = [f"late caption {chunk}-{i}" for i in range(4)]
+        cache.commit({cache.key(text): _answer(text, f"answer to {text}") for text in late})
+        texts += late
+    twice = {cache.key(text): _answer(text, f"answer again {text}") for text in texts[::3]}
+    cache.commit(twice)  # the same keys answered again, in a later chunk
+    keys = [cache.key(text) for text in [*texts, "never cached", texts[0]]]
+
+    expected = _pyarrow_scan(cache, keys)
+    hits, raw = cache.lookup(keys), cache.raw_answers(iter(keys))
+    assert len(cache.segment_files()) == 1 and len(expected) == len(texts)
+    assert {key: (*astuple(hit), raw[key]) for key, hit in hits.items()} == expected
+    assert any(raw[key].startswith("answer again") for key in twice)  # both orders of winner occur
+    assert any(not raw[key].startswith("answer again") for key in twice)

@@ -27,16 +27,13 @@ def _config(server: FakeOpenAIServer, **overrides: object) -> ParaphraserConfig:
     )
 
 
-def _record_commits(
-    monkeypatch: pytest.MonkeyPatch, backend: OpenAICompatibleBackend
-) -> list[tuple[float, int, int]]:
-    """(time, answers in the commit, requests in flight) for every cache commit."""
-    commits: list[tuple[float, int, int]] = []
+def _record_commits(monkeypatch: pytest.MonkeyPatch) -> list[tuple[float, int]]:
+    """(time, answers in the commit) for every cache commit."""
+    commits: list[tuple[float, int]] = []
     real_commit = ParaphraseCache.commit
 
     def commit(cache: ParaphraseCache, answers: Mapping[str, CachedAnswer]) -> Path | None:
-        assert backend.window is not None
-        commits.append((time.monotonic(), len(answers), backend.window.in_flight))
+        commits.append((time.monotonic(), len(answers)))
         return real_commit(cache, answers)
 
     monkeypatch.setattr(ParaphraseCache, "commit", commit)
@@ -67,20 +64,43 @@ def test_commits_every_chunk_while_the_window_stays_full(
     with FakeOpenAIServer(script) as server:
         config = _config(server, concurrency=24, chunk_size=8, commit_interval_s=60)
         backend = OpenAICompatibleBackend(config)
-        commits = _record_commits(monkeypatch, backend)
+        commits = _record_commits(monkeypatch)
         result = run_paraphrase_stage(
             stage1_rows(texts), stage=1, config=config, cache_dir=tmp_path, backend=backend
         )
         backend.close()
     assert result.stats.failures == 0
-    sizes = [size for _, size, _ in commits]
+    sizes = [size for _, size in commits]
     assert sizes == [8] * 30  # every chunk_size answers, none later
-    # No drain: while answers remain, the window is refilled to full before each commit.
-    committed = 0
-    for _, size, in_flight in commits:
-        committed += size
-        assert in_flight == min(config.concurrency, len(texts) - committed)
     assert script.peak_in_flight == config.concurrency
+
+
+def test_requests_keep_going_while_the_engine_commits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The window's loop runs beside the engine: answers that arrive while a chunk is being
+    committed are replaced at once, so the server never idles during a commit."""
+    texts = [f"a boat on a lake, take {index}" for index in range(64)]
+    script = FakeServerScript(latency_s=0.2)
+    at_commit_end: list[int] = []
+    real_commit = ParaphraseCache.commit
+
+    def slow_commit(cache: ParaphraseCache, answers: Mapping[str, CachedAnswer]) -> Path | None:
+        time.sleep(0.05)
+        at_commit_end.append(script.in_flight)
+        return real_commit(cache, answers)
+
+    monkeypatch.setattr(ParaphraseCache, "commit", slow_commit)
+    with FakeOpenAIServer(script) as server:
+        config = _config(server, concurrency=8, chunk_size=8, commit_interval_s=60)
+        backend = OpenAICompatibleBackend(config)
+        result = run_paraphrase_stage(
+            stage1_rows(texts), stage=1, config=config, cache_dir=tmp_path, backend=backend
+        )
+        backend.close()
+    assert result.stats.failures == 0
+    # While unstarted requests remain, the server holds a full window during every commit.
+    assert at_commit_end == [8] * 7 + [0]
 
 
 def test_a_slow_trickle_is_still_committed_every_few_seconds(
@@ -90,14 +110,30 @@ def test_a_slow_trickle_is_still_committed_every_few_seconds(
     with FakeOpenAIServer(FakeServerScript(latency_s=0.05, latency_sigma=0.5)) as server:
         config = _config(server, concurrency=4, chunk_size=1000, commit_interval_s=0.2)
         backend = OpenAICompatibleBackend(config)
-        commits = _record_commits(monkeypatch, backend)
+        commits = _record_commits(monkeypatch)
         started = time.monotonic()
         run_paraphrase_stage(
             stage1_rows(texts), stage=1, config=config, cache_dir=tmp_path, backend=backend
         )
         backend.close()
-    times = [started] + [at for at, _, _ in commits]
-    assert sum(size for _, size, _ in commits) == len(texts)
+    times = [started] + [at for at, _ in commits]
+    assert sum(size for _, size in commits) == len(texts)
     assert len(commits) >= 3
     # A batch closes 0.2 s after its first answer; allow one answer's latency of slack.
     assert max(b - a for a, b in pairwise(times)) < 0.2 + 0.5
+
+
+def test_a_chunk_larger_than_the_window_fills_without_waiting_for_the_timer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    texts = [f"a bird on a wire, take {index}" for index in range(64)]
+    with FakeOpenAIServer(FakeServerScript(latency_s=0.02)) as server:
+        config = _config(server, concurrency=4, chunk_size=64, commit_interval_s=60)
+        backend = OpenAICompatibleBackend(config)
+        commits = _record_commits(monkeypatch)
+        result = run_paraphrase_stage(
+            stage1_rows(texts), stage=1, config=config, cache_dir=tmp_path, backend=backend
+        )
+        backend.close()
+    assert [size for _, size in commits] == [64]
+    assert result.stats.wall_s < 10  # 16 rounds of 20 ms, not the 60 s commit timer

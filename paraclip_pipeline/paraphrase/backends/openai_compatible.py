@@ -12,7 +12,6 @@ toward the hard one when it is too low, and a hard limit below the need is a con
 
 from __future__ import annotations
 
-import asyncio
 import os
 import resource
 from collections.abc import Iterator, Sequence
@@ -25,7 +24,7 @@ from paraclip_pipeline.paraphrase.backends.base import (
     ParaphraseRequest,
 )
 from paraclip_pipeline.paraphrase.backends.chat_client import ChatClient
-from paraclip_pipeline.paraphrase.backends.window import SlidingWindow, run_in_batches
+from paraclip_pipeline.paraphrase.backends.window import LoopThread, SlidingWindow, run_in_batches
 from paraclip_pipeline.paraphrase.config import ParaphraserConfig
 from paraclip_pipeline.paraphrase.errors import ParaphraseConfigError
 
@@ -67,8 +66,9 @@ class OpenAICompatibleBackend(ParaphraseBackend):
             max_retries=config.max_retries,
             pool_size=config.concurrency,
         )
-        # One event loop for every call, so the pool's connections are reused.
-        self._runner: asyncio.Runner | None = None
+        # One event loop (in its own thread) for every call, so the pool's connections are
+        # reused and requests keep going while the engine commits.
+        self._loop: LoopThread | None = None
         self.window: SlidingWindow | None = None  # the latest one, for its in-flight counts
         # Requests are spaced evenly (a bucket of one) so no burst trips the server's limit;
         # tokens use a one-minute bucket, the way providers account them.
@@ -105,8 +105,8 @@ class OpenAICompatibleBackend(ParaphraseBackend):
     def _window_batches(
         self, requests: Sequence[ParaphraseRequest], batch_size: int, max_wait_s: float
     ) -> Iterator[list[tuple[int, Completion]]]:
-        if self._runner is None:
-            self._runner = asyncio.Runner()
+        if self._loop is None:
+            self._loop = LoopThread()
         self.window = SlidingWindow(
             len(requests),
             lambda index: self._one(requests[index]),
@@ -114,13 +114,13 @@ class OpenAICompatibleBackend(ParaphraseBackend):
             batch_size=max(1, batch_size),
             max_wait_s=max_wait_s,
         )
-        return run_in_batches(self._runner, self.window)
+        return run_in_batches(self._loop, self.window)
 
     def close(self) -> None:
-        if self._runner is not None:
-            self._runner.run(self._client.aclose())
-            self._runner.close()
-        self._runner = None
+        if self._loop is not None:
+            self._loop.run(self._client.aclose())
+            self._loop.close()
+        self._loop = None
 
     async def _one(self, request: ParaphraseRequest) -> Completion:
         config = self.config
