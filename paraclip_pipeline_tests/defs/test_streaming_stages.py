@@ -75,7 +75,7 @@ def test_no_stage_holds_more_than_a_batch(tmp_path: Path, monkeypatch: pytest.Mo
         monkeypatch.setattr(target, attribute, wrapper)
 
     spy("read", shard_reader, "_table", lambda parsed, *rest: len(parsed.source_rows))
-    spy("paraphrase", StageRun, "process", lambda run, table: table.num_rows)
+    spy("paraphrase", StageRun, "_answer", lambda run, table, *rest: table.num_rows)
     spy("filter", apply, "rule_verdicts", lambda frame, *rest: frame.height)
     spy("write", ParquetStreamWriter, "write", lambda writer, table: table.num_rows)
     shards = tmp_path / "shards"
