@@ -67,8 +67,12 @@ def _run_stage(
         ) as run,
     ):
         with parquet_stream(target, output_schema) as writer:
-            # One cache lookup for the shard (the input is streamed twice: keys, answers).
-            for table in run.process_shard(lambda: rows.batches(storage.batch_rows, columns)):
+            # One cache lookup for the shard (the input is streamed twice: texts, answers).
+            storage.layout.scratch_dir.mkdir(parents=True, exist_ok=True)
+            batches = run.process_shard(
+                lambda: rows.batches(storage.batch_rows, columns), storage.layout.scratch_dir
+            )
+            for table in batches:
                 writer.write(table)
                 head = head if head is not None else table.slice(0, PREVIEW_ROWS)
                 statuses.update(table.column(status_column).to_pylist())

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any, Literal, TypedDict
 
@@ -136,7 +136,9 @@ def _paraphrase_step(stage: Literal[1, 2]) -> Callable[..., ShardRecord]:
             ) as run,
             parquet_stream(target, output_schema) as writer,
         ):
-            for table in run.process_shard(lambda: rows.batches(options["batch_rows"], columns)):
+            layout.scratch_dir.mkdir(parents=True, exist_ok=True)
+            batches = partial(rows.batches, options["batch_rows"], columns)
+            for table in run.process_shard(batches, layout.scratch_dir):
                 writer.write(table)
             stats = run.stats()
         return _built(shard_key, writer.rows, writer.fingerprint, target, stats.as_metadata())

@@ -221,15 +221,18 @@ class StageRun:
         )
         return self._answer(rows, inputs, keys, answers, stale_raw)
 
-    def process_shard(self, batches: Callable[[], Iterable[pa.RecordBatch]]) -> Iterator[pa.Table]:
+    def process_shard(
+        self, batches: Callable[[], Iterable[pa.RecordBatch]], work_dir: Path | None = None
+    ) -> Iterator[pa.Table]:
         """The step's output for each batch of ``batches()`` (called twice: the shard is
         streamed once for its keys, once to answer), with one cache lookup for the shard.
 
         Same rows, answers and backend calls as ``process`` on each batch, except that an
         answer another process commits during the run is not seen (a rerun finds it). An
         answer this run makes for a text a later batch repeats is kept until that row.
+        The shard's texts and hits go to a temporary directory under ``work_dir``.
         """
-        with tempfile.TemporaryDirectory(prefix="paraclip-shard-lookup-") as work:
+        with tempfile.TemporaryDirectory(prefix="paraclip-shard-lookup-", dir=work_dir) as work:
             positions_path, hits_path = (
                 Path(work) / "positions.parquet",
                 Path(work) / "hits.parquet",
