@@ -37,14 +37,17 @@ filter it replaces took 13.2 s there at low load and 20.3 s in this session at l
 sort of the keys 1.2 s). A lookup costs about one scan of the key column whatever the
 number of keys (65k keys: 2.7-3.7 s against 10M answers), so looking a shard up batch by
 batch (``storage.batch_rows`` = 65,536) cost one scan per batch: 16 for 1M captions,
-about 44-59 s. The stage therefore looks a whole shard up once (``lookup_shard``): the
-shard's texts (a Parquet file the engine streams out) are hashed into keys by DuckDB
-(``KEY_SQL``), joined against the files, and every row's key and hit written to a
+about 44-59 s. The stage therefore looks a whole shard up once (``lookup_shard``; a shard
+over ``shard_lookup.LOOKUP_SLICE_ROWS`` = 1,048,576 rows, once per slice): the shard's
+texts (a Parquet file the engine streams out) are hashed into keys by DuckDB
+(``KEY_SQL``), joined against the files, and every row's key and hit streamed to a
 Parquet file sorted by row position, which the engine then reads batch by batch
 (``paraphrase/shard_lookup.py``). Same benchmark, the whole 1M-caption shard through the
 stage's path (both passes over the shard, the lookup, the 16 batches answered from the
-hit file; misses left unanswered): 6.0-10.2 s at load 2-3 (``lookup_shard`` alone
-3.5-6.7 s), against 44-59 s per batch."""
+hit file; misses left unanswered): 5.8-6.0 s at load 1-2, 13-15 s at load 3.5 (the lead's
+test suite on the same 2 cores), against 44-59 s per batch; peak RSS above the
+benchmark's own input: +400 MB for 1M rows and for 2M (two slices), DuckDB's 512 MB
+limit being most of it."""
 
 from __future__ import annotations
 
@@ -230,42 +233,45 @@ class ParaphraseCache:
 
         return self._query(run)
 
-    def lookup_shard(self, positions: Path, target: Path, version: str) -> None:
-        """Look a whole shard up in one pass, writing what it found by row position.
+    def lookup_shard(
+        self, positions: Path, rows: tuple[int, int], target: Path, version: str
+    ) -> None:
+        """Look shard rows ``rows`` (first, end) up in one pass, writing what was found by
+        row position.
 
         ``positions``: a Parquet file of (``POSITION``, ``INPUT_TEXT``), one row per shard
         row that needs an answer; DuckDB computes the keys (``KEY_SQL``, in parallel: the
-        same digest as ``key``). ``target`` gets each of those rows, sorted by position:
-        its key, whether it is cached (``FOUND``), the ``CacheHit`` columns, the raw answer
-        in ``STALE_ANSWER`` when it was cleaned under a hygiene version other than
-        ``version``, and the key's last row in the shard (``LAST_POSITION``), so a reader
-        streaming the shard keeps an answer it makes only as long as a later row needs it.
+        same digest as ``key``). ``target`` gets each of those rows in ``rows``, sorted by
+        position: its key, whether it is cached (``FOUND``), the ``CacheHit`` columns, the
+        raw answer in ``STALE_ANSWER`` when it was cleaned under a hygiene version other
+        than ``version``, and the key's last row in ``rows`` (``LAST_POSITION``), so a
+        reader streaming them keeps an answer it makes only as long as a later row needs it.
         """
-        hits = ", ".join(f"found.{name}" for name in HIT_COLUMNS)
-        quoted_target = str(target).replace("'", "''")
+        # A key's last row by aggregate (a window over 2M rows ran out of 512 MB), its hit
+        # as ``_read`` finds it; the sorted rows stream out to a Parquet writer (DuckDB's
+        # ordered COPY ran out of 512 MB on 1M rows, and an arg_min of the hit's columns on
+        # a 1M-row slice of 2M).
+        hits = ", ".join(f"cache.{name}" for name in HIT_COLUMNS)
         query = f"""
-            COPY (
-                WITH keyed AS (SELECT {POSITION}, {KEY_SQL} AS {KEY}
-                               FROM read_parquet($positions)),
-                wanted AS (SELECT {POSITION}, {KEY},
-                                  max({POSITION}) OVER (PARTITION BY {KEY}) AS {LAST_POSITION}
-                           FROM keyed),
-                found AS (SELECT cache.{KEY}, {", ".join(f"cache.{name}" for name in HIT_COLUMNS)},
-                                 CASE WHEN cache.{HYGIENE_VERSION} <> $version
-                                      THEN cache.{ANSWER} END AS {STALE_ANSWER}
-                          FROM $source AS cache
-                          SEMI JOIN keyed USING ({KEY}) {FIRST_OF_EACH_KEY})
-                SELECT wanted.{POSITION}, wanted.{KEY}, found.{KEY} IS NOT NULL AS {FOUND},
-                       {hits}, found.{STALE_ANSWER}, wanted.{LAST_POSITION}
-                FROM wanted LEFT JOIN found USING ({KEY})
-                ORDER BY wanted.{POSITION}
-            ) TO '{quoted_target}' (FORMAT parquet, ROW_GROUP_SIZE {SEGMENT_ROW_GROUP})
+            WITH keyed AS (SELECT {POSITION}, {KEY_SQL} AS {KEY} FROM read_parquet($positions)
+                           WHERE {POSITION} >= $first AND {POSITION} < $end),
+            last AS (SELECT {KEY}, max({POSITION}) AS {LAST_POSITION} FROM keyed GROUP BY {KEY}),
+            found AS (SELECT cache.{KEY}, {hits},
+                             CASE WHEN cache.{HYGIENE_VERSION} <> $version
+                                  THEN cache.{ANSWER} END AS {STALE_ANSWER}
+                      FROM $source AS cache SEMI JOIN last USING ({KEY}) {FIRST_OF_EACH_KEY})
+            SELECT keyed.{POSITION}, keyed.{KEY}, found.{KEY} IS NOT NULL AS {FOUND},
+                   {hits.replace("cache.", "found.")}, found.{STALE_ANSWER}, last.{LAST_POSITION}
+            FROM keyed JOIN last USING ({KEY}) LEFT JOIN found USING ({KEY})
+            ORDER BY keyed.{POSITION}
         """
         source = "read_parquet($files, union_by_name = true)"
 
         def run(connection: duckdb.DuckDBPyConnection, files: list[str]) -> bool:
             parameters: dict[str, object] = {
                 "positions": str(positions),
+                "first": rows[0],
+                "end": rows[1],
                 "version": version,
                 "namespace": self.namespace,
             }
@@ -273,9 +279,12 @@ class ParaphraseCache:
                 parameters["files"] = files
             else:
                 connection.register("empty_cache", CACHE_SCHEMA.empty_table())
-            connection.execute(
+            found = connection.execute(
                 query.replace("$source", source if files else "empty_cache"), parameters
-            )
+            ).to_arrow_reader(SEGMENT_ROW_GROUP)
+            with pq.ParquetWriter(target, found.schema) as writer:
+                for batch in found:
+                    writer.write_batch(batch)
             return True
 
         if self._query(run) is None:  # an empty cache: nothing found, the keys still written

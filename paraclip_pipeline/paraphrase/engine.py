@@ -3,8 +3,9 @@
 A shard goes through ``StageRun.process_shard`` batch by batch with ONE cache lookup for
 the whole shard: a cache lookup costs about one scan of the cache whatever the number of
 keys (2.7-3.7 s against 10M answers), so a lookup per 65,536-row batch cost 44-59 s for a
-1M-caption shard, the whole shard's one lookup and its batches 6-10 s
-(``benchmarks/bench_paraphrase_cache.py``; ``paraphrase/cache.py`` has the figures). The
+1M-caption shard, the whole shard's one lookup and its batches 6 s at low load
+(``benchmarks/bench_paraphrase_cache.py``; ``paraphrase/cache.py`` has the figures; a
+shard over ``LOOKUP_SLICE_ROWS`` is looked up a 1M-row slice at a time). The
 shard is streamed twice (its texts out to a file for the lookup, then its rows against
 the hits sorted by row position), so memory stays set by the batch. ``process`` looks
 one batch up on its own (``run_paraphrase_stage``: a whole table as one batch).
@@ -36,7 +37,7 @@ from paraclip_pipeline.paraphrase.cache import HIT_COLUMNS, CachedAnswer, CacheH
 from paraclip_pipeline.paraphrase.config import ParaphraserConfig
 from paraclip_pipeline.paraphrase.errors import ParaphraseInputError
 from paraclip_pipeline.paraphrase.prompts import Stage, render_prompt
-from paraclip_pipeline.paraphrase.shard_lookup import HitStream, PositionsWriter
+from paraclip_pipeline.paraphrase.shard_lookup import PositionsWriter, ShardLookup
 
 
 @dataclass(frozen=True)
@@ -225,7 +226,8 @@ class StageRun:
         self, batches: Callable[[], Iterable[pa.RecordBatch]], work_dir: Path | None = None
     ) -> Iterator[pa.Table]:
         """The step's output for each batch of ``batches()`` (called twice: the shard is
-        streamed once for its keys, once to answer), with one cache lookup for the shard.
+        streamed once for its texts, once to answer), with one cache lookup for the shard
+        (one per ``LOOKUP_SLICE_ROWS`` rows of a bigger one).
 
         Same rows, answers and backend calls as ``process`` on each batch, except that an
         answer another process commits during the run is not seen (a rerun finds it). An
@@ -233,25 +235,21 @@ class StageRun:
         The shard's texts and hits go to a temporary directory under ``work_dir``.
         """
         with tempfile.TemporaryDirectory(prefix="paraclip-shard-lookup-", dir=work_dir) as work:
-            positions_path, hits_path = (
-                Path(work) / "positions.parquet",
-                Path(work) / "hits.parquet",
-            )
+            positions_path = Path(work) / "positions.parquet"
             positions = PositionsWriter(positions_path)
             try:
                 for batch in batches():
                     positions.write(self._inputs(pa.Table.from_batches([batch])))
             finally:
                 positions.close()
-            self._cache.lookup_shard(positions_path, hits_path, hygiene.HYGIENE_VERSION)
-            hits = HitStream(hits_path)
+            lookup = ShardLookup(self._cache, positions_path, Path(work), hygiene.HYGIENE_VERSION)
             try:
-                yield from self._answer_shard(batches(), hits)
+                yield from self._answer_shard(batches(), lookup)
             finally:
-                hits.close()
+                lookup.close()
 
     def _answer_shard(
-        self, batches: Iterable[pa.RecordBatch], hits: HitStream
+        self, batches: Iterable[pa.RecordBatch], lookup: ShardLookup
     ) -> Iterator[pa.Table]:
         carried: dict[str, tuple[CacheHit, int]] = {}  # answered here, repeated until row
         start = 0
@@ -259,7 +257,7 @@ class StageRun:
             rows = pa.Table.from_batches([batch])
             end = start + rows.num_rows
             inputs = self._inputs(rows)
-            found = hits.take(end)
+            found = lookup.take(start, end)
             if len(found.keys) != len(inputs) - inputs.count(None):
                 raise RuntimeError(f"stage {self.stage}: the shard changed between its passes")
             keys: list[str | None] = list(found.keys)

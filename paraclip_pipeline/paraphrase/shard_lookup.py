@@ -3,8 +3,9 @@
 ``StageRun.process_shard`` streams the shard twice: once to write the text of every row
 that needs an answer (``PositionsWriter``), then, after one ``ParaphraseCache.lookup_shard``
 has written each such row's key and cached answer sorted by row position, batch by batch
-against that file (``HitStream``: a batch's rows are the file's next rows). The keys are
-hashed by DuckDB inside the lookup, so neither pass hashes a text in Python. Both files live in a
+against that file (``HitStream``: a batch's rows are the file's next rows; ``ShardLookup``
+looks a shard over ``LOOKUP_SLICE_ROWS`` rows up a slice at a time). The keys are hashed
+by DuckDB inside the lookup, so neither pass hashes a text in Python. Both files live in a
 temporary directory; neither pass holds more than a batch (plus the answers of this run
 that a later batch repeats, dropped after their last row) in Python.
 """
@@ -29,6 +30,7 @@ from paraclip_pipeline.paraphrase.cache import (
     POSITION,
     STALE_ANSWER,
     CacheHit,
+    ParaphraseCache,
 )
 
 POSITIONS_SCHEMA = pa.schema(
@@ -38,6 +40,11 @@ POSITIONS_SCHEMA = pa.schema(
     ]
 )
 HIT_READ_ROWS = 1 << 16
+# Rows of a shard looked up in one pass: a 1M-caption shard is one lookup; DuckDB's join of
+# 2M rows against 10M answers took 15 s and 4M rows ran out of its 512 MB, so a bigger
+# shard is looked up a slice at a time, each slice when the stream reaches it (so it finds
+# what this run committed before it).
+LOOKUP_SLICE_ROWS = 1 << 20
 
 
 class PositionsWriter:
@@ -127,3 +134,32 @@ class HitStream:
                 )
             ),
         )
+
+
+class ShardLookup:
+    """A shard's hits, batch by batch: one ``lookup_shard`` per ``LOOKUP_SLICE_ROWS`` rows."""
+
+    def __init__(
+        self, cache: ParaphraseCache, positions: Path, work_dir: Path, version: str
+    ) -> None:
+        self._cache, self._positions, self._work_dir = cache, positions, work_dir
+        self._version = version
+        self._stream: HitStream | None = None
+        self._path: Path | None = None
+        self._end = 0  # the rows looked up so far end here
+
+    def take(self, start: int, end: int) -> BatchHits:
+        """The hits of shard rows ``start`` to ``end`` (the next batch)."""
+        if self._stream is None or end > self._end:
+            self.close()
+            self._end = max(end, start + LOOKUP_SLICE_ROWS)
+            self._path = self._work_dir / f"hits-{start}.parquet"
+            self._cache.lookup_shard(self._positions, (start, self._end), self._path, self._version)
+            self._stream = HitStream(self._path)
+        return self._stream.take(end)
+
+    def close(self) -> None:
+        if self._stream is not None and self._path is not None:
+            self._stream.close()
+            self._path.unlink()
+            self._stream = None

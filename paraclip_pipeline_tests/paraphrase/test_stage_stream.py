@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from paraclip_pipeline.paraphrase import shard_lookup
 from paraclip_pipeline.paraphrase.cache import (
     FOUND,
     KEY,
@@ -131,6 +132,22 @@ def test_one_lookup_per_shard_gives_the_per_batch_output(
     assert "stale" not in shard[0].column("paraphrase_1").to_pylist()  # re-cleaned
 
 
+def test_a_shard_over_the_slice_is_looked_up_a_slice_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, count_scans: Callable[[], int]
+) -> None:
+    """Slices of 5 rows: a repeat in a later slice is found in the cache this run wrote."""
+    monkeypatch.setattr(shard_lookup, "LOOKUP_SLICE_ROWS", 5)
+    rows = stage1_rows(TEXTS, [None] * (len(TEXTS) - 1) + ["empty"])
+    per_batch, per_batch_stats = _shard_run(rows, 1, tmp_path / "batches", 2, False)
+    count_scans()
+    sliced, sliced_stats = _shard_run(rows, 1, tmp_path / "slices", 2, True)
+    # A slice starts with the batch that runs past the last one: rows 0, 4, 8, 12, 16 on.
+    assert count_scans() == 5
+    assert sliced.equals(per_batch)
+    assert (sliced_stats.calls, sliced_stats.cache_hits) == (7, len(TEXTS) - 1 - 7)
+    assert (per_batch_stats.calls, per_batch_stats.cache_hits) == (7, len(TEXTS) - 1 - 7)
+
+
 def test_shard_lookup_keys_are_the_cache_keys(tmp_path: Path) -> None:
     """DuckDB's key of a text (``KEY_SQL``) is ``ParaphraseCache.key``, so a committed
     answer is found; on an empty cache every row is still written, as uncached."""
@@ -143,7 +160,7 @@ def test_shard_lookup_keys_are_the_cache_keys(tmp_path: Path) -> None:
     writer.close()
 
     def looked_up() -> pa.Table:
-        cache.lookup_shard(positions, tmp_path / "hits.parquet", "v1")
+        cache.lookup_shard(positions, (0, 4), tmp_path / "hits.parquet", "v1")
         return pq.read_table(tmp_path / "hits.parquet")
 
     empty = looked_up()
