@@ -35,19 +35,19 @@ raw answer orders a duplicated key's rows (the smallest wins).
 filter it replaces took 13.2 s there at low load and 20.3 s in this session at load 7
 (its parts, timed alone: scan 5.4 s, of which 1.8 s reading the raw answers, a Python
 sort of the keys 1.2 s). A lookup costs about one scan of the key column whatever the
-number of keys (65k keys: 2.7-3.7 s against 10M answers), so looking a shard up batch by
+number of keys (65k keys: 2.6-3.7 s against 10M answers), so looking a shard up batch by
 batch (``storage.batch_rows`` = 65,536) cost one scan per batch: 16 for 1M captions,
-about 44-59 s. The stage therefore looks a whole shard up once (``lookup_shard``; a shard
+about 41-59 s. The stage therefore looks a whole shard up once (``lookup_shard``; a shard
 over ``shard_lookup.LOOKUP_SLICE_ROWS`` = 1,048,576 rows, once per slice): the shard's
 texts (a Parquet file the engine streams out) are hashed into keys by DuckDB
 (``KEY_SQL``), joined against the files, and every row's key and hit streamed to a
 Parquet file sorted by row position, which the engine then reads batch by batch
 (``paraphrase/shard_lookup.py``). Same benchmark, the whole 1M-caption shard through the
 stage's path (both passes over the shard, the lookup, the 16 batches answered from the
-hit file; misses left unanswered): 5.8-6.0 s at load 1-2, 13-15 s at load 3.5 (the lead's
-test suite on the same 2 cores), against 44-59 s per batch; peak RSS above the
-benchmark's own input: +400 MB for 1M rows and for 2M (two slices), DuckDB's 512 MB
-limit being most of it."""
+hit file; misses left unanswered): 9.5 s at load 3 (another test suite on the same 2
+cores; the plain 1M-key ``lookup`` took 7.2 s and a 65k-key one 2.6 s in that run),
+against 41-59 s per batch. Its peak RSS above the benchmark's own input: +400 MB for 1M
+rows and for 2M (two slices), DuckDB's 512 MB limit being most of it; 4M rows: 35 s."""
 
 from __future__ import annotations
 

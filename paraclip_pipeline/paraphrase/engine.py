@@ -2,8 +2,8 @@
 
 A shard goes through ``StageRun.process_shard`` batch by batch with ONE cache lookup for
 the whole shard: a cache lookup costs about one scan of the cache whatever the number of
-keys (2.7-3.7 s against 10M answers), so a lookup per 65,536-row batch cost 44-59 s for a
-1M-caption shard, the whole shard's one lookup and its batches 6 s at low load
+keys (2.6-3.7 s against 10M answers), so a lookup per 65,536-row batch cost 41-59 s for a
+1M-caption shard, the whole shard's one lookup and its batches 9.5 s at load 3
 (``benchmarks/bench_paraphrase_cache.py``; ``paraphrase/cache.py`` has the figures; a
 shard over ``LOOKUP_SLICE_ROWS`` is looked up a 1M-row slice at a time). The
 shard is streamed twice (its texts out to a file for the lookup, then its rows against
