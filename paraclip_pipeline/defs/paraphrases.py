@@ -36,7 +36,8 @@ def _run_stage(
     paraphraser: ParaphraserResource,
     storage: StorageResource,
 ) -> dg.Output[ParquetTable]:
-    """The step over ``rows`` batch by batch (``storage.batch_rows``), written as it goes."""
+    """The step over ``rows`` batch by batch (``storage.batch_rows``), written as it goes,
+    with one cache lookup for the whole shard (``StageRun.process_shard``)."""
     from paraclip_pipeline.paraphrase.backends import build_backend
     from paraclip_pipeline.paraphrase.backends.co_captions import read_caption_groups
     from paraclip_pipeline.paraphrase.engine import StageRun
@@ -66,8 +67,12 @@ def _run_stage(
         ) as run,
     ):
         with parquet_stream(target, output_schema) as writer:
-            for batch in rows.batches(storage.batch_rows, columns):
-                table = run.process(pa.Table.from_batches([batch]))
+            # One cache lookup for the shard (the input is streamed twice: texts, answers).
+            storage.layout.scratch_dir.mkdir(parents=True, exist_ok=True)
+            batches = run.process_shard(
+                lambda: rows.batches(storage.batch_rows, columns), storage.layout.scratch_dir
+            )
+            for table in batches:
                 writer.write(table)
                 head = head if head is not None else table.slice(0, PREVIEW_ROWS)
                 statuses.update(table.column(status_column).to_pylist())

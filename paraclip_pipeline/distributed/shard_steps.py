@@ -1,7 +1,7 @@
 """The per-shard data steps as plain functions of (shard key, options) -> record, for Ray.
 
 Each step calls the same plain function its in-process asset calls (``read_shard_checked``,
-``run_paraphrase_stage``, ``stream_filter_rules``, ``compute_image_embeddings``), reads its
+``StageRun.process_shard``, ``stream_filter_rules``, ``stream_image_embeddings``), reads its
 inputs from and writes its output to the storage layout the IO manager uses
 (``assets/<step>/<shard>.parquet``, atomically), and reports the data version the
 in-process asset reports, so a shard built on Ray is the same file with the same data
@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any, Literal, TypedDict
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from paraclip_pipeline import schema
 from paraclip_pipeline.asset_names import (
@@ -33,6 +32,7 @@ from paraclip_pipeline.paraphrase.config import CO_CAPTIONS
 from paraclip_pipeline.storage import (
     ParquetTable,
     StorageLayout,
+    parquet_stream,
     table_fingerprint,
     write_parquet_atomic,
 )
@@ -60,10 +60,6 @@ class StepOptions(TypedDict, total=False):
 
 def _layout(options: StepOptions) -> StorageLayout:
     return StorageLayout(Path(options["storage_root"]))
-
-
-def _read(options: StepOptions, asset: str, shard_key: str) -> pa.Table:
-    return pq.read_table(_layout(options).partition_file(asset, shard_key))
 
 
 def _record(
@@ -111,30 +107,41 @@ def _paraphrase_step(stage: Literal[1, 2]) -> Callable[..., ShardRecord]:
     def paraphrase_shard(
         shard_key: str, options: StepOptions, backend: Any | None = None
     ) -> ShardRecord:
-        """``backend``: a long-lived one (a Ray actor's async client); None builds one per shard."""
-        from paraclip_pipeline.paraphrase.engine import run_paraphrase_stage
+        """``backend``: a long-lived one (a Ray actor's async client); None builds one per shard.
 
-        config = paraphraser_config(options)
+        Streamed as the in-process asset streams it (``StageRun.process_shard``: one cache
+        lookup for the shard, ``batch_rows`` at a time), so both engines write the same bytes.
+        """
+        from paraclip_pipeline.paraphrase.engine import StageRun
+
+        config, layout = paraphraser_config(options), _layout(options)
         if stage == 1:
-            rows = _read(options, RAW_CAPTIONS, shard_key)
-            rows = rows.select(list(schema.STAGE1_INPUT_COLUMNS))
+            source, columns = RAW_CAPTIONS, list(schema.STAGE1_INPUT_COLUMNS)
         else:
-            rows = _read(options, STAGE1_PARAPHRASES, shard_key)
+            source, columns = STAGE1_PARAPHRASES, None
+        rows = ParquetTable(str(layout.partition_file(source, shard_key)))
         if config.backend == CO_CAPTIONS:  # answers from this shard's groups, never shared
             from paraclip_pipeline.paraphrase.backends import build_backend
             from paraclip_pipeline.paraphrase.backends.co_captions import read_caption_groups
 
-            raw_file = _layout(options).partition_file(RAW_CAPTIONS, shard_key)
+            raw_file = layout.partition_file(RAW_CAPTIONS, shard_key)
             backend = build_backend(config, caption_groups=read_caption_groups(raw_file))
-        result = run_paraphrase_stage(
-            rows,
-            stage=stage,
-            config=config,
-            cache_dir=_layout(options).paraphrase_cache_dir,
-            backend=backend,
+        target = layout.partition_file(
+            STAGE1_PARAPHRASES if stage == 1 else STAGE2_PARAPHRASES, shard_key
         )
-        asset = STAGE1_PARAPHRASES if stage == 1 else STAGE2_PARAPHRASES
-        return _record(options, asset, shard_key, result.table, **result.stats.as_metadata())
+        output_schema = schema.STAGE1_SCHEMA if stage == 1 else schema.STAGE2_SCHEMA
+        with (
+            StageRun(
+                stage=stage, config=config, cache_dir=layout.paraphrase_cache_dir, backend=backend
+            ) as run,
+            parquet_stream(target, output_schema) as writer,
+        ):
+            layout.scratch_dir.mkdir(parents=True, exist_ok=True)
+            batches = partial(rows.batches, options["batch_rows"], columns)
+            for table in run.process_shard(batches, layout.scratch_dir):
+                writer.write(table)
+            stats = run.stats()
+        return _built(shard_key, writer.rows, writer.fingerprint, target, stats.as_metadata())
 
     return paraphrase_shard
 

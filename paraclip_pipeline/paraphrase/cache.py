@@ -35,8 +35,19 @@ raw answer orders a duplicated key's rows (the smallest wins).
 filter it replaces took 13.2 s there at low load and 20.3 s in this session at load 7
 (its parts, timed alone: scan 5.4 s, of which 1.8 s reading the raw answers, a Python
 sort of the keys 1.2 s). A lookup costs about one scan of the key column whatever the
-number of keys (65k keys: 3.1-3.6 s against 10M answers), so the engine's per-batch
-lookups cost one scan per batch of a shard."""
+number of keys (65k keys: 2.6-3.7 s against 10M answers), so looking a shard up batch by
+batch (``storage.batch_rows`` = 65,536) cost one scan per batch: 16 for 1M captions,
+about 41-59 s. The stage therefore looks a whole shard up once (``lookup_shard``; a shard
+over ``shard_lookup.LOOKUP_SLICE_ROWS`` = 1,048,576 rows, once per slice): the shard's
+texts (a Parquet file the engine streams out) are hashed into keys by DuckDB
+(``KEY_SQL``), joined against the files, and every row's key and hit streamed to a
+Parquet file sorted by row position, which the engine then reads batch by batch
+(``paraphrase/shard_lookup.py``). Same benchmark, the whole 1M-caption shard through the
+stage's path (both passes over the shard, the lookup, the 16 batches answered from the
+hit file; misses left unanswered): 9.5 s at load 3 (another test suite on the same 2
+cores; the plain 1M-key ``lookup`` took 7.2 s and a 65k-key one 2.6 s in that run),
+against 41-59 s per batch. Its peak RSS above the benchmark's own input: +400 MB for 1M
+rows and for 2M (two slices), DuckDB's 512 MB limit being most of it; 4M rows: 35 s."""
 
 from __future__ import annotations
 
@@ -44,9 +55,10 @@ import contextlib
 import hashlib
 import json
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import TypeVar
 
 import duckdb
 import pyarrow as pa
@@ -88,7 +100,19 @@ READ_ATTEMPTS = 5  # re-list when a concurrent compaction removed a file being r
 # DuckDB spills past these: a compaction's sort fits 256 MB; a lookup's join of 1M wanted
 # keys and its window over 500k hits do not (1M keys vs 10M answers ran out of 256 MB).
 LOOKUP_MEMORY_LIMIT = "512MB"
+# A shard lookup's output columns (``lookup_shard``).
+POSITION = "row_position"
+LAST_POSITION = "last_row_position"
+FOUND = "cached"
+STALE_ANSWER = "stale_answer"
+# ``ParaphraseCache.key`` of ``input_text`` in DuckDB, for the ``$namespace`` parameter.
+KEY_SQL = f"sha256($namespace || chr(0) || {INPUT_TEXT})"
+# Of a key's rows, the one every reader takes: the smallest raw answer.
+FIRST_OF_EACH_KEY = (
+    f"QUALIFY row_number() OVER (PARTITION BY cache.{KEY} ORDER BY cache.{ANSWER}) = 1"
+)
 COMPACTION_MEMORY_LIMIT = "256MB"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -157,6 +181,7 @@ class ParaphraseCache:
         self._identity_json = json.dumps(identity, sort_keys=True, indent=2, ensure_ascii=False)
 
     def key(self, text: str) -> str:
+        """The key of ``text``'s answer (``KEY_SQL`` is the same digest, in DuckDB)."""
         return _digest(f"{self.namespace}\x00{text}")
 
     def chunk_files(self) -> list[Path]:
@@ -165,29 +190,19 @@ class ParaphraseCache:
     def segment_files(self) -> list[Path]:
         return sorted(self.directory.glob(SEGMENT_GLOB))
 
-    def _read(self, keys: Iterable[str], columns: list[str]) -> pa.Table | None:
-        """One row per cached key among ``keys`` (duplicates: the smallest raw answer).
+    def _query(self, run: Callable[[duckdb.DuckDBPyConnection, list[str]], T]) -> T | None:
+        """``run(connection, files)`` over the cache's files: the one place that reads them.
 
-        A DuckDB semi join of the files against the wanted keys; see the module docstring.
+        Compacts first when loose chunks have piled up; re-lists when a concurrent
+        compaction removed a file being read. None when the cache is empty.
         """
-        wanted = pc.unique(pa.array(keys if isinstance(keys, list) else list(keys), pa.string()))
-        if len(wanted) == 0:
-            return None
         if len(self.chunk_files()) >= COMPACT_AT_CHUNKS:
             self.compact()
-        selected = ", ".join(f"cache.{name}" for name in dict.fromkeys([KEY, *columns]))
-        query = (
-            f"SELECT {selected} FROM read_parquet($files, union_by_name = true) AS cache "
-            f"SEMI JOIN wanted USING ({KEY}) "
-            f"QUALIFY row_number() OVER (PARTITION BY cache.{KEY} ORDER BY cache.{ANSWER}) = 1"
-        )
         attempts = 0
         while files := self.segment_files() + self.chunk_files():
             try:
                 with _bounded_duckdb(LOOKUP_MEMORY_LIMIT) as connection:
-                    connection.register("wanted", pa.table({KEY: wanted}))
-                    parameters = {"files": [str(path) for path in files]}
-                    return connection.execute(query, parameters).to_arrow_table()
+                    return run(connection, [str(path) for path in files])
             except duckdb.IOException:
                 attempts += 1
                 if attempts == READ_ATTEMPTS or all(path.exists() for path in files):
@@ -197,6 +212,84 @@ class ParaphraseCache:
                     f"cannot read paraphrase cache in {self.directory}: {exc}"
                 ) from exc
         return None
+
+    def _read(self, keys: Iterable[str], columns: list[str]) -> pa.Table | None:
+        """One row per cached key among ``keys`` (duplicates: the smallest raw answer).
+
+        A DuckDB semi join of the files against the wanted keys; see the module docstring.
+        """
+        wanted = pc.unique(pa.array(keys if isinstance(keys, list) else list(keys), pa.string()))
+        if len(wanted) == 0:
+            return None
+        selected = ", ".join(f"cache.{name}" for name in dict.fromkeys([KEY, *columns]))
+        query = (
+            f"SELECT {selected} FROM read_parquet($files, union_by_name = true) AS cache "
+            f"SEMI JOIN wanted USING ({KEY}) {FIRST_OF_EACH_KEY}"
+        )
+
+        def run(connection: duckdb.DuckDBPyConnection, files: list[str]) -> pa.Table:
+            connection.register("wanted", pa.table({KEY: wanted}))
+            return connection.execute(query, {"files": files}).to_arrow_table()
+
+        return self._query(run)
+
+    def lookup_shard(
+        self, positions: Path, rows: tuple[int, int], target: Path, version: str
+    ) -> None:
+        """Look shard rows ``rows`` (first, end) up in one pass, writing what was found by
+        row position.
+
+        ``positions``: a Parquet file of (``POSITION``, ``INPUT_TEXT``), one row per shard
+        row that needs an answer; DuckDB computes the keys (``KEY_SQL``, in parallel: the
+        same digest as ``key``). ``target`` gets each of those rows in ``rows``, sorted by
+        position: its key, whether it is cached (``FOUND``), the ``CacheHit`` columns, the
+        raw answer in ``STALE_ANSWER`` when it was cleaned under a hygiene version other
+        than ``version``, and the key's last row in ``rows`` (``LAST_POSITION``), so a
+        reader streaming them keeps an answer it makes only as long as a later row needs it.
+        """
+        # A key's last row by aggregate (a window over 2M rows ran out of 512 MB), its hit
+        # as ``_read`` finds it; the sorted rows stream out to a Parquet writer (DuckDB's
+        # ordered COPY ran out of 512 MB on 1M rows, and an arg_min of the hit's columns on
+        # a 1M-row slice of 2M).
+        hits = ", ".join(f"cache.{name}" for name in HIT_COLUMNS)
+        query = f"""
+            WITH keyed AS (SELECT {POSITION}, {KEY_SQL} AS {KEY} FROM read_parquet($positions)
+                           WHERE {POSITION} >= $first AND {POSITION} < $end),
+            last AS (SELECT {KEY}, max({POSITION}) AS {LAST_POSITION} FROM keyed GROUP BY {KEY}),
+            found AS (SELECT cache.{KEY}, {hits},
+                             CASE WHEN cache.{HYGIENE_VERSION} <> $version
+                                  THEN cache.{ANSWER} END AS {STALE_ANSWER}
+                      FROM $source AS cache SEMI JOIN last USING ({KEY}) {FIRST_OF_EACH_KEY})
+            SELECT keyed.{POSITION}, keyed.{KEY}, found.{KEY} IS NOT NULL AS {FOUND},
+                   {hits.replace("cache.", "found.")}, found.{STALE_ANSWER}, last.{LAST_POSITION}
+            FROM keyed JOIN last USING ({KEY}) LEFT JOIN found USING ({KEY})
+            ORDER BY keyed.{POSITION}
+        """
+        source = "read_parquet($files, union_by_name = true)"
+
+        def run(connection: duckdb.DuckDBPyConnection, files: list[str]) -> bool:
+            parameters: dict[str, object] = {
+                "positions": str(positions),
+                "first": rows[0],
+                "end": rows[1],
+                "version": version,
+                "namespace": self.namespace,
+            }
+            if files:
+                parameters["files"] = files
+            else:
+                connection.register("empty_cache", CACHE_SCHEMA.empty_table())
+            found = connection.execute(
+                query.replace("$source", source if files else "empty_cache"), parameters
+            ).to_arrow_reader(SEGMENT_ROW_GROUP)
+            with pq.ParquetWriter(target, found.schema) as writer:
+                for batch in found:
+                    writer.write_batch(batch)
+            return True
+
+        if self._query(run) is None:  # an empty cache: nothing found, the keys still written
+            with _bounded_duckdb(LOOKUP_MEMORY_LIMIT) as connection:
+                run(connection, [])
 
     def compact(self, min_chunks: int | None = None) -> None:
         """Merge the loose chunk files into a segment, then over-many segments; see above."""

@@ -1,6 +1,15 @@
 """Run one paraphrasing step over a shard: cache lookup, streamed backend calls, hygiene.
 
-A shard goes through ``StageRun`` batch by batch (``run_paraphrase_stage`` is one batch).
+A shard goes through ``StageRun.process_shard`` batch by batch with ONE cache lookup for
+the whole shard: a cache lookup costs about one scan of the cache whatever the number of
+keys (2.6-3.7 s against 10M answers), so a lookup per 65,536-row batch cost 41-59 s for a
+1M-caption shard, the whole shard's one lookup and its batches 9.5 s at load 3
+(``benchmarks/bench_paraphrase_cache.py``; ``paraphrase/cache.py`` has the figures; a
+shard over ``LOOKUP_SLICE_ROWS`` is looked up a 1M-row slice at a time). The
+shard is streamed twice (its texts out to a file for the lookup, then its rows against
+the hits sorted by row position), so memory stays set by the batch. ``process`` looks
+one batch up on its own (``run_paraphrase_stage``: a whole table as one batch).
+
 Rows of a batch needing an answer are deduplicated by cache key and handed to the backend
 at once (``generate_stream``); its answers come back in batches of at most
 ``config.chunk_size``, at most ``config.commit_interval_s`` after the oldest one, and
@@ -12,8 +21,9 @@ cannot be paraphrased gets a status, never disappears.
 
 from __future__ import annotations
 
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -23,10 +33,11 @@ from paraclip_pipeline import schema
 from paraclip_pipeline.paraphrase import hygiene
 from paraclip_pipeline.paraphrase.backends import build_backend
 from paraclip_pipeline.paraphrase.backends.base import ParaphraseBackend, ParaphraseRequest
-from paraclip_pipeline.paraphrase.cache import CachedAnswer, CacheHit, ParaphraseCache
+from paraclip_pipeline.paraphrase.cache import HIT_COLUMNS, CachedAnswer, CacheHit, ParaphraseCache
 from paraclip_pipeline.paraphrase.config import ParaphraserConfig
 from paraclip_pipeline.paraphrase.errors import ParaphraseInputError
 from paraclip_pipeline.paraphrase.prompts import Stage, render_prompt
+from paraclip_pipeline.paraphrase.shard_lookup import PositionsWriter, ShardLookup
 
 
 @dataclass(frozen=True)
@@ -97,14 +108,17 @@ def _output_table(
 
 
 class StageRun:
-    """One paraphrasing step over a shard fed batch by batch (``process``), so a shard of
-    any size streams through in memory set by the batch: one backend and one cache for the
-    whole shard, the statistics summed over the batches.
+    """One paraphrasing step over a shard fed batch by batch (``process_shard``, or
+    ``process`` per batch), so a shard of any size streams through in memory set by the
+    batch: one backend and one cache for the whole shard, the statistics summed over the
+    batches.
 
     Within a batch, rows needing an answer are deduplicated by cache key; a text repeated
-    in a later batch is answered from the cache chunk the earlier batch committed (one
-    ``generate_stream`` window per batch, so the window drains once per batch, not per
-    cache chunk). Use as a context manager: it closes a backend it built.
+    in a later batch is answered from this run's answer (``process_shard`` keeps it until
+    the text's last row, as the shard lookup says) or from the cache chunk the earlier
+    batch committed (``process``), never asked again (one ``generate_stream`` window per
+    batch, so the window drains once per batch, not per cache chunk). Use as a context
+    manager: it closes a backend it built.
     """
 
     def __init__(
@@ -183,23 +197,95 @@ class StageRun:
                 )
         return pending
 
-    def process(self, rows: pa.Table) -> pa.Table:
-        """The step's output rows for ``rows`` (same order and count)."""
-        backend = self._backend
+    def _inputs(self, rows: pa.Table) -> list[str | None]:
+        """Each row's backend input (None for a row that is skipped)."""
+        backend, inputs = self._backend, _stage_inputs(rows, self.stage)
+        if type(backend).answers is ParaphraseBackend.answers:
+            return inputs  # answers everything: no request object per row (1M rows: ~1 s)
         # A row the backend cannot answer (e.g. a caption with no co-captions) is skipped.
-        inputs = [
+        return [
             text
             if text is None or backend.answers(ParaphraseRequest(self.stage, text, ""))
             else None
-            for text in _stage_inputs(rows, self.stage)
+            for text in inputs
         ]
+
+    def process(self, rows: pa.Table) -> pa.Table:
+        """The step's output rows for ``rows`` (same order and count), looked up on their own
+        (one scan of the cache; ``process_shard`` makes one for a whole shard)."""
         cache = self._cache
+        inputs = self._inputs(rows)
         keys = [None if text is None else cache.key(text) for text in inputs]
-        text_by_key = {key: text for key, text in zip(keys, inputs, strict=True) if key is not None}
-        answers: dict[str, CacheHit] = dict(cache.lookup(text_by_key))
+        answers = dict(cache.lookup(key for key in keys if key is not None))
         stale_raw = cache.raw_answers(
             key for key, hit in answers.items() if hit.hygiene_version != hygiene.HYGIENE_VERSION
         )
+        return self._answer(rows, inputs, keys, answers, stale_raw)
+
+    def process_shard(
+        self, batches: Callable[[], Iterable[pa.RecordBatch]], work_dir: Path | None = None
+    ) -> Iterator[pa.Table]:
+        """The step's output for each batch of ``batches()`` (called twice: the shard is
+        streamed once for its texts, once to answer), with one cache lookup for the shard
+        (one per ``LOOKUP_SLICE_ROWS`` rows of a bigger one).
+
+        Same rows, answers and backend calls as ``process`` on each batch, except that an
+        answer another process commits during the run is not seen (a rerun finds it). An
+        answer this run makes for a text a later batch repeats is kept until that row.
+        The shard's texts and hits go to a temporary directory under ``work_dir``.
+        """
+        with tempfile.TemporaryDirectory(prefix="paraclip-shard-lookup-", dir=work_dir) as work:
+            positions_path = Path(work) / "positions.parquet"
+            positions = PositionsWriter(positions_path)
+            try:
+                for batch in batches():
+                    positions.write(self._inputs(pa.Table.from_batches([batch])))
+            finally:
+                positions.close()
+            lookup = ShardLookup(self._cache, positions_path, Path(work), hygiene.HYGIENE_VERSION)
+            try:
+                yield from self._answer_shard(batches(), lookup)
+            finally:
+                lookup.close()
+
+    def _answer_shard(
+        self, batches: Iterable[pa.RecordBatch], lookup: ShardLookup
+    ) -> Iterator[pa.Table]:
+        carried: dict[str, tuple[CacheHit, int]] = {}  # answered here, repeated until row
+        start = 0
+        for batch in batches:
+            rows = pa.Table.from_batches([batch])
+            end = start + rows.num_rows
+            inputs = self._inputs(rows)
+            found = lookup.take(start, end)
+            if len(found.keys) != len(inputs) - inputs.count(None):
+                raise RuntimeError(f"stage {self.stage}: the shard changed between its passes")
+            keys: list[str | None] = list(found.keys)
+            if len(keys) < len(inputs):  # skipped rows have no key
+                found_keys = iter(found.keys)
+                keys = [None if text is None else next(found_keys) for text in inputs]
+            carried = {key: kept for key, kept in carried.items() if kept[1] >= start}
+            answers = found.answers | {
+                key: carried[key][0] for key in set(keys) & carried.keys() if key is not None
+            }
+            yield self._answer(rows, inputs, keys, answers, found.stale_raw)
+            for key, last_row in found.repeated_until.items():
+                if (answer := answers.get(key)) is not None:  # not kept when it failed
+                    hit = CacheHit(*(getattr(answer, name) for name in HIT_COLUMNS))
+                    carried[key] = (hit, last_row)
+            start = end
+
+    def _answer(
+        self,
+        rows: pa.Table,
+        inputs: list[str | None],
+        keys: list[str | None],
+        answers: dict[str, CacheHit],
+        stale_raw: Mapping[str, str],
+    ) -> pa.Table:
+        """The output rows, given the cached ``answers``: the backend answers the rest (added
+        to ``answers``)."""
+        text_by_key = {key: text for key, text in zip(keys, inputs, strict=True) if key is not None}
         pending_keys = set(self._call_backend(text_by_key, answers))
 
         paraphrases: list[str | None] = []

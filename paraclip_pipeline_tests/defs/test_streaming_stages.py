@@ -3,12 +3,16 @@ versions as one batch, and no stage ever holds more than a batch of rows."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import dagster as dg
 import pyarrow.parquet as pq
 import pytest
 
+from paraclip_pipeline.asset_names import RAW_CAPTIONS, STAGE1_PARAPHRASES, STAGE2_PARAPHRASES
+from paraclip_pipeline.defs.resources import ParaphraserResource
+from paraclip_pipeline.distributed.shard_steps import STEPS, StepOptions
 from paraclip_pipeline.filtering import apply
 from paraclip_pipeline.paraphrase.engine import StageRun
 from paraclip_pipeline.sources.readers import shard as shard_reader
@@ -75,7 +79,7 @@ def test_no_stage_holds_more_than_a_batch(tmp_path: Path, monkeypatch: pytest.Mo
         monkeypatch.setattr(target, attribute, wrapper)
 
     spy("read", shard_reader, "_table", lambda parsed, *rest: len(parsed.source_rows))
-    spy("paraphrase", StageRun, "process", lambda run, table: table.num_rows)
+    spy("paraphrase", StageRun, "_answer", lambda run, table, *rest: table.num_rows)
     spy("filter", apply, "rule_verdicts", lambda frame, *rest: frame.height)
     spy("write", ParquetStreamWriter, "write", lambda writer, table: table.num_rows)
     shards = tmp_path / "shards"
@@ -89,3 +93,29 @@ def test_no_stage_holds_more_than_a_batch(tmp_path: Path, monkeypatch: pytest.Mo
     assert all(0 < largest <= batch_rows for largest in seen.values()), seen
     written = pq.read_metadata(stage_files(tmp_path / "storage", KEY)["stage2_paraphrases"])
     assert written.num_rows == rows and written.num_row_groups >= rows // batch_rows
+
+
+def test_ray_paraphrase_steps_write_the_in_process_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Ray engine's paraphrase steps (plain functions: no cluster needed) stream a shard
+    of several batches as the assets do: the same bytes and data versions."""
+    use_cheap_rewriter(monkeypatch)
+    shards, root, ray_root = tmp_path / "shards", tmp_path / "in-process", tmp_path / "ray"
+    write_laion_shard(shards, KEY, 300)
+    with dg.instance_for_test() as instance:
+        result = materialize_stages(shards, root, KEY, 64, rules_without_models(tmp_path), instance)
+    versions, files = _versions(result), stage_files(root, KEY)
+    ray_files = stage_files(ray_root, KEY)
+    ray_files[RAW_CAPTIONS].parent.mkdir(parents=True)
+    shutil.copyfile(files[RAW_CAPTIONS], ray_files[RAW_CAPTIONS])
+    options = StepOptions(
+        storage_root=str(ray_root),
+        batch_rows=64,
+        paraphraser=ParaphraserResource().model_dump(exclude_none=True),
+    )
+    for step in (STAGE1_PARAPHRASES, STAGE2_PARAPHRASES):
+        record = STEPS[step](KEY, options)
+        assert record["error"] is None and record["data_version"] == versions[step], step
+        assert ray_files[step].read_bytes() == files[step].read_bytes(), step
+        assert pq.read_metadata(ray_files[step]).num_row_groups == 5  # 300 rows by 64
