@@ -18,28 +18,24 @@ from paraclip_pipeline.modeling.checkpoint_format import (
     verify_checkpoint,
 )
 from paraclip_pipeline.modeling.factory import load_clip
-from paraclip_pipeline.modeling.profiles import MODEL_CONFIGS_DIR, get_profile
+from paraclip_pipeline.modeling.profiles import MODEL_CONFIGS_DIR
 from paraclip_pipeline.training.checkpoint import state_root_for
 from paraclip_pipeline.training.config import TrainConfig
 from paraclip_pipeline.training.data import TrainingDataError
-from paraclip_pipeline.training.loop import TrainResult, train_text_encoder
+from paraclip_pipeline.training.loop import TrainResult
 from paraclip_pipeline_tests.training.support import make_embeddings
+from paraclip_pipeline_tests.training.tiny_runs import (
+    PROFILE,
+    assert_same_training,
+    stop_at_step,
+    train_tiny,
+)
 
-PROFILE = get_profile("tiny-random")
 INPUTS = [{"partition": "s0", "rows": 26}]
 
 
 def _train(tiny_data, config: TrainConfig, output_dir: Path, **kwargs) -> TrainResult:
-    pairs, embeddings = tiny_data
-    return train_text_encoder(
-        pairs,
-        embeddings,
-        profile=PROFILE,
-        config=config,
-        output_dir=output_dir,
-        inputs=INPUTS,
-        **kwargs,
-    )
+    return train_tiny(tiny_data, config, output_dir, INPUTS, **kwargs)
 
 
 def test_only_text_tower_changes_and_image_tower_never_runs(
@@ -75,21 +71,13 @@ def test_resume_after_interruption_gives_identical_weights(
     tiny_data, tiny_config, tmp_path
 ) -> None:
     reference = _train(tiny_data, tiny_config, tmp_path / "uninterrupted")
-
-    def interrupt_at_step_4(message: str) -> None:
-        if message.startswith("step 4/"):
-            raise KeyboardInterrupt
-
     with pytest.raises(KeyboardInterrupt):
-        _train(tiny_data, tiny_config, tmp_path / "interrupted", log=interrupt_at_step_4)
+        _train(tiny_data, tiny_config, tmp_path / "interrupted", log=stop_at_step(4))
     assert (state_root_for(tmp_path / "interrupted") / "step-00000003").is_dir()
     messages: list[str] = []
     resumed = _train(tiny_data, tiny_config, tmp_path / "interrupted", log=messages.append)
     assert any(m.startswith("resuming from") and "step 3/6" in m for m in messages)
-    expected = load_file(reference.checkpoint_dir / WEIGHTS_FILE)
-    actual = load_file(resumed.checkpoint_dir / WEIGHTS_FILE)
-    assert all(torch.equal(expected[name], actual[name]) for name in expected)
-    assert resumed.loss_history == reference.loss_history
+    assert_same_training(reference, resumed)
 
 
 def test_checkpoint_loads_with_plain_open_clip(tiny_data, tiny_config, tmp_path) -> None:

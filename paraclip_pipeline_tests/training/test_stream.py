@@ -9,17 +9,16 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
 
-from paraclip_pipeline.modeling.checkpoint_format import WEIGHTS_FILE
-from paraclip_pipeline.modeling.profiles import get_profile
 from paraclip_pipeline.training.checkpoint import adopt_unfinished, state_root_for
-from paraclip_pipeline.training.config import TrainConfig
-from paraclip_pipeline.training.loop import train_text_encoder
 from paraclip_pipeline.training.prepare import prepare_training_data
 from paraclip_pipeline.training.stream import micro_batches
+from paraclip_pipeline_tests.training.tiny_runs import (
+    assert_same_training,
+    stop_at_step,
+    train_tiny,
+)
 
-PROFILE = get_profile("tiny-random")
 # weights_sha256 of main's in-memory loop (fee911a, before streaming) on the tiny fixture,
 # one torch thread as the suite's conftest sets (the float sums depend on the thread count):
 # the stream must reproduce them while the rows fit one shuffle window.
@@ -27,19 +26,6 @@ IN_MEMORY_WEIGHTS = {
     "base": "5fd8c919034f09b20d5cbfb6996a435d7c71d6d21959f00d203ab2c3a71a3465",
     "accum": "9d23e089f66e2c7d02d608217e91a6c09466970a52507d7875d9db5c2e1aeaa3",
 }
-
-
-def _train(tiny_data, config: TrainConfig, output_dir: Path, **kwargs):
-    pairs, embeddings = tiny_data
-    return train_text_encoder(
-        pairs,
-        embeddings,
-        profile=PROFILE,
-        config=config,
-        output_dir=output_dir,
-        inputs=[],
-        **kwargs,
-    )
 
 
 @pytest.mark.parametrize(
@@ -52,7 +38,7 @@ def _train(tiny_data, config: TrainConfig, output_dir: Path, **kwargs):
 def test_one_window_reproduces_the_in_memory_weights(
     tiny_data, tiny_config, tmp_path, name, update
 ) -> None:
-    result = _train(tiny_data, tiny_config.model_copy(update=update), tmp_path / name)
+    result = train_tiny(tiny_data, tiny_config.model_copy(update=update), tmp_path / name)
     assert result.manifest["weights_sha256"] == IN_MEMORY_WEIGHTS[name]
     assert 0.0 <= result.metrics["data_wait_share"] < 1.0
     assert not (tmp_path / f"{name}.train-data").exists()  # the prepared data is removed
@@ -122,22 +108,14 @@ def test_resume_mid_epoch_is_exact(tiny_data, tiny_config, tmp_path) -> None:
         update={"shuffle_buffer": 7, "batch_size": 4, "grad_accum_steps": 2, "epochs": 2}
     )  # 3 steps per epoch; the state at step 2 is mid-epoch 0
     config = config.model_copy(update={"checkpoint_every_steps": 2})
-    reference = _train(tiny_data, config, tmp_path / "uninterrupted")
-
-    def interrupt_at_step_3(message: str) -> None:
-        if message.startswith("step 3/"):
-            raise KeyboardInterrupt
-
+    reference = train_tiny(tiny_data, config, tmp_path / "uninterrupted")
     with pytest.raises(KeyboardInterrupt):
-        _train(tiny_data, config, tmp_path / "interrupted", log=interrupt_at_step_3)
+        train_tiny(tiny_data, config, tmp_path / "interrupted", log=stop_at_step(3))
     assert (state_root_for(tmp_path / "interrupted") / "step-00000002").is_dir()
     messages: list[str] = []
-    resumed = _train(tiny_data, config, tmp_path / "interrupted", log=messages.append)
+    resumed = train_tiny(tiny_data, config, tmp_path / "interrupted", log=messages.append)
     assert any("step 2/6 (epoch 0, micro-batch 4)" in m for m in messages)
-    expected = load_file(reference.checkpoint_dir / WEIGHTS_FILE)
-    actual = load_file(resumed.checkpoint_dir / WEIGHTS_FILE)
-    assert all(torch.equal(expected[name], actual[name]) for name in expected)
-    assert resumed.loss_history == reference.loss_history
+    assert_same_training(reference, resumed)
 
 
 def test_a_reexecution_adopts_its_parents_state_and_resumes(
@@ -146,14 +124,9 @@ def test_a_reexecution_adopts_its_parents_state_and_resumes(
     """Dagster names a re-execution's checkpoint by its new run id: the failed parent's
     state and prepared data move to that name and training resumes at the parent's step."""
     config = tiny_config.model_copy(update={"checkpoint_every_steps": 2})
-    reference = _train(tiny_data, config, tmp_path / "reference")
-
-    def interrupt_at_step_3(message: str) -> None:
-        if message.startswith("step 3/"):
-            raise KeyboardInterrupt
-
+    reference = train_tiny(tiny_data, config, tmp_path / "reference")
     with pytest.raises(KeyboardInterrupt):
-        _train(tiny_data, config, tmp_path / "parent", log=interrupt_at_step_3)
+        train_tiny(tiny_data, config, tmp_path / "parent", log=stop_at_step(3))
     (tmp_path / "parent-seed7.train-state").mkdir()  # another seed's state moves as well
     adopted = adopt_unfinished(tmp_path, "parent", "child")
     assert sorted(path.name for path in adopted) == [
@@ -165,9 +138,9 @@ def test_a_reexecution_adopts_its_parents_state_and_resumes(
     assert adopt_unfinished(tmp_path, "parent", "child") == []  # nothing left to adopt
     assert adopt_unfinished(tmp_path, None, "child") == []  # a first execution has no parent
     messages: list[str] = []
-    resumed = _train(tiny_data, config, tmp_path / "child", log=messages.append)
+    resumed = train_tiny(tiny_data, config, tmp_path / "child", log=messages.append)
     assert any(m.startswith("resuming from") and "step 2/" in m for m in messages)
-    assert resumed.manifest["weights_sha256"] == reference.manifest["weights_sha256"]
+    assert_same_training(reference, resumed)
 
 
 def _probe(work: Path, rows: int, dim: int) -> dict[str, float]:
