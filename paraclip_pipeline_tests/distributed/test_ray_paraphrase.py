@@ -43,6 +43,7 @@ def write_shards(directory: Path) -> list[str]:
 def step_options(tmp_path: Path, base_url: str) -> StepOptions:
     return StepOptions(
         storage_root=str(tmp_path / "storage"),
+        batch_rows=1 << 16,
         location=str(tmp_path / "shards"),
         image_root=None,
         max_caption_chars=2000,
