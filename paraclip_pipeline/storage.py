@@ -295,9 +295,15 @@ class ParquetTable:
     def batches(
         self, batch_rows: int, columns: list[str] | None = None
     ) -> Iterator[pa.RecordBatch]:
-        """The rows in order, at most ``batch_rows`` at a time."""
+        """The rows in order, at most ``batch_rows`` at a time, one row group after the
+        other: pyarrow's ``iter_batches`` over all row groups reads ahead and held most of
+        a 200 MB file (measured with ``training``'s memory probe); per row group it holds
+        one batch."""
         with self._open() as parquet_file:
-            yield from parquet_file.iter_batches(batch_size=batch_rows, columns=columns)
+            for group in range(parquet_file.num_row_groups):
+                yield from parquet_file.iter_batches(
+                    batch_size=batch_rows, row_groups=[group], columns=columns
+                )
 
     def read(self, columns: list[str] | None = None) -> pa.Table:
         """Every row at once: for small tables and for consumers that need them all."""

@@ -119,16 +119,6 @@ def _signature(handle: ParquetTable) -> str:
     return f"{handle.location}|{info.st_size}|{getattr(info, 'st_mtime_ns', info.st_mtime)}"
 
 
-def _batches(handle: ParquetTable, rows: int, columns: list[str]) -> Iterator[pa.RecordBatch]:
-    """The file's rows, ``rows`` at a time, one row group after the other: pyarrow 26's
-    ``iter_batches`` over all row groups reads ahead and held most of a 200 MB file
-    (measured with ``memory_probe``); per row group it holds one batch."""
-    with UPath(handle.location).open("rb") as source:
-        parquet = pq.ParquetFile(source)
-        for group in range(parquet.num_row_groups):
-            yield from parquet.iter_batches(rows, row_groups=[group], columns=columns)
-
-
 def _require_columns(handle: ParquetTable, expected: list[str], what: str) -> None:
     names = handle.schema.names
     missing = [name for name in expected if name not in names]
@@ -143,7 +133,7 @@ def _keyed_train_rows(pairs: list[ParquetTable], target: Path) -> None:
     with pq.ParquetWriter(target, keyed_schema) as writer:
         for handle in pairs:
             _require_columns(handle, columns, "filtered pairs")
-            for batch in _batches(handle, BATCH_ROWS, columns):
+            for batch in handle.batches(BATCH_ROWS, columns):
                 train = pa.Table.from_batches([batch]).filter(
                     pc.equal(batch.column(schema.SPLIT), schema.TRAIN)
                 )
@@ -172,7 +162,7 @@ def _embedding_ids(embeddings: list[ParquetTable], target: Path) -> None:
         for index, handle in enumerate(embeddings):
             _require_columns(handle, EMBEDDING_COLUMNS, "image embeddings")
             row = 0
-            for batch in _batches(handle, BATCH_ROWS, [schema.CAPTION_ID]):
+            for batch in handle.batches(BATCH_ROWS, [schema.CAPTION_ID]):
                 files = pa.array(np.full(len(batch), index, np.int32))
                 rows = pa.array(np.arange(row, row + len(batch)))
                 writer.write_table(
@@ -313,7 +303,7 @@ def _fill_embeddings(
 ) -> None:
     """Walk each embeddings file in order beside its rows' train positions."""
     for handle in embeddings:
-        for batch in _batches(handle, EMBEDDING_BATCH_ROWS, EMBEDDING_COLUMNS):
+        for batch in handle.batches(EMBEDDING_BATCH_ROWS, EMBEDDING_COLUMNS):
             where = positions.take(len(batch))
             train = where >= 0
             writer.write(batch.filter(pa.array(train)), where[train])
@@ -330,11 +320,11 @@ def _json_list_digest(digest: hashlib._Hash, values: Iterator[str]) -> None:
 def _fingerprint(directory: Path) -> str:
     """Hash of the rows, embeddings and has_image: same fingerprint, same training data."""
     digest = hashlib.sha256()
-    parquet = pq.ParquetFile(directory / TRAIN_FILE)
+    train = ParquetTable(str(directory / TRAIN_FILE))
     for column in TRAIN_COLUMNS:
         values = (
             value
-            for batch in parquet.iter_batches(BATCH_ROWS, columns=[column])
+            for batch in train.batches(BATCH_ROWS, [column])
             for value in batch.column(0).to_pylist()
         )
         _json_list_digest(digest, values)
