@@ -30,6 +30,7 @@ from paraclip_pipeline.defs.resources import (
 )
 from paraclip_pipeline.distributed import ENGINE_IN_PROCESS
 from paraclip_pipeline.lineage.manifest import ShardRows, shard_inputs
+from paraclip_pipeline.lineage.pending import MANIFEST_KEY
 from paraclip_pipeline.storage import ParquetTable
 
 if TYPE_CHECKING:  # torch-heavy modules load when a run first needs them
@@ -328,7 +329,7 @@ def _checkpoint_result(
                     "upstream_newer_than_pairs",
                 ],
             ),
-            "manifest": dg.MetadataValue.json(json.loads(json.dumps(manifest, default=str))),
+            MANIFEST_KEY: dg.MetadataValue.json(json.loads(json.dumps(manifest, default=str))),
         },
         data_version=dg.DataVersion(manifest.get("weights_sha256", "")),
     )
