@@ -15,39 +15,29 @@ At scale (10M answers would be 150k chunks of 64) the cache compacts itself rath
 keeping a key-prefix index: a lookup of a whole shard (1M keys) touches every key
 prefix anyway, so an index by prefix saves no reading for the bulk lookups the engine
 makes, while thousands of small files cost an open, a footer parse and a tiny row group
-each. Once ``COMPACT_AT_CHUNKS`` chunk files have accumulated, the next lookup merges
-them with DuckDB (which spills to disk, so memory stays bounded) into one
-``segment-<digest>.parquet`` sorted by key in large row groups, renamed into place
-before the merged chunks are deleted; when more than ``MAX_SEGMENTS`` segments exist,
-the ``MERGE_FANIN`` smallest are merged the same way (size tiers, so each answer is
-rewritten O(log n) times). Readers and writers never lock: a reader that finds a file
-gone re-lists (the rows are in the new segment), and two processes compacting the same
-files write the same segment (same name, same bytes). An answer cached twice (two
-processes paraphrasing the same text at once) is resolved the same way everywhere:
-the row with the smallest raw answer wins.
+each. Once ``COMPACT_AT_CHUNKS`` chunk files or ``COMPACT_AT_BYTES`` of them have
+accumulated, the next lookup merges them into one ``segment-<digest>.parquet`` sorted by
+key, renamed into place before the merged chunks are deleted; when more than
+``MAX_SEGMENTS`` segments exist, the ``MERGE_FANIN`` smallest are merged the same way
+(size tiers, so each answer is rewritten O(log n) times). Chunks are written sorted by
+key and segments are sorted, so a merge is a streaming k-way merge (``sorted_merge``)
+holding a batch per input, not a sort. Readers and writers never lock: a reader that
+finds a file gone re-lists (the rows are in the new segment), and two processes
+compacting the same files write the same segment (same name, same bytes). An answer
+cached twice (two processes paraphrasing the same text at once) is resolved the same
+way everywhere: the row with the smallest raw answer wins.
 
-A lookup is a DuckDB semi join of the files against the wanted keys (an Arrow table,
-deduplicated with ``pc.unique``): DuckDB reads the key column, probes the join and
-reads the columns a hit needs, in parallel, spilling past ``LOOKUP_MEMORY_LIMIT``; the
-raw answer orders a duplicated key's rows (the smallest wins).
-``bench_paraphrase_cache.py``, 1M keys (500k hits) against 10M answers in one segment,
-2-core box at load 5-7: 7.0 s (goal < 10 s); the pyarrow dataset scan with an ``isin``
-filter it replaces took 13.2 s there at low load and 20.3 s in this session at load 7
-(its parts, timed alone: scan 5.4 s, of which 1.8 s reading the raw answers, a Python
-sort of the keys 1.2 s). A lookup costs about one scan of the key column whatever the
-number of keys (65k keys: 2.6-3.7 s against 10M answers), so looking a shard up batch by
-batch (``storage.batch_rows`` = 65,536) cost one scan per batch: 16 for 1M captions,
-about 41-59 s. The stage therefore looks a whole shard up once (``lookup_shard``; a shard
-over ``shard_lookup.LOOKUP_SLICE_ROWS`` = 1,048,576 rows, once per slice): the shard's
-texts (a Parquet file the engine streams out) are hashed into keys by DuckDB
-(``KEY_SQL``), joined against the files, and every row's key and hit streamed to a
-Parquet file sorted by row position, which the engine then reads batch by batch
-(``paraphrase/shard_lookup.py``). Same benchmark, the whole 1M-caption shard through the
-stage's path (both passes over the shard, the lookup, the 16 batches answered from the
-hit file; misses left unanswered): 9.5 s at load 3 (another test suite on the same 2
-cores; the plain 1M-key ``lookup`` took 7.2 s and a 65k-key one 2.6 s in that run),
-against 41-59 s per batch. Its peak RSS above the benchmark's own input: +400 MB for 1M
-rows and for 2M (two slices), DuckDB's 512 MB limit being most of it; 4M rows: 35 s."""
+A lookup is a DuckDB semi join of the files against the wanted keys, one key range at a
+time (``key_ranges``: about ``BUCKET_KEYS`` wanted keys each): segments are sorted by key
+in ``SEGMENT_ROW_GROUP`` row groups, so DuckDB reads only the row groups of the range
+(zone maps), and each query joins, deduplicates (window) and sorts a bucket, never the
+shard. That is what keeps a stage's peak memory flat: the single query over a 1M-row
+slice it replaces needed DuckDB's 512 MB (stage 1 at 1M captions peaked at 922 MB,
+against 450 MB at 100k), and failed at 64-128 MB, its window and sort not spilling
+enough. ``lookup_shard`` serves the stage's one lookup per shard
+(``paraphrase/shard_lookup.py``): DuckDB hashes the shard's texts into keys (``KEY_SQL``)
+once, each range's hits go to a file sorted by row position, and the files are merged
+back into row order."""
 
 from __future__ import annotations
 
@@ -65,41 +55,41 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from paraclip_pipeline.paraphrase.errors import CacheCorruptError
-from paraclip_pipeline.storage import atomic_path, write_parquet_atomic, write_text_atomic
-
-KEY = "key"
-INPUT_TEXT = "input_text"
-ANSWER = "answer"
-PARAPHRASE = "paraphrase"
-STATUS = "status"
-HYGIENE_VERSION = "hygiene_version"
-PROMPT_TOKENS = "prompt_tokens"
-COMPLETION_TOKENS = "completion_tokens"
-
-CACHE_SCHEMA = pa.schema(
-    [
-        pa.field(KEY, pa.string(), nullable=False),
-        pa.field(INPUT_TEXT, pa.string(), nullable=False),
-        pa.field(ANSWER, pa.string(), nullable=False),
-        pa.field(PARAPHRASE, pa.string()),
-        pa.field(STATUS, pa.string(), nullable=False),
-        pa.field(HYGIENE_VERSION, pa.string(), nullable=False),
-        pa.field(PROMPT_TOKENS, pa.int64(), nullable=False),
-        pa.field(COMPLETION_TOKENS, pa.int64(), nullable=False),
-    ]
+from paraclip_pipeline.paraphrase.cache_files import (
+    ANSWER,
+    CACHE_SCHEMA,
+    HYGIENE_VERSION,
+    INPUT_TEXT,
+    KEY,
+    SEGMENT_ROW_GROUP,
+    write_segment,
 )
+from paraclip_pipeline.paraphrase.errors import CacheCorruptError
+from paraclip_pipeline.paraphrase.sorted_merge import merge_sorted
+from paraclip_pipeline.storage import (
+    ParquetTable,
+    atomic_path,
+    write_parquet_atomic,
+    write_text_atomic,
+)
+
 IDENTITY_FILE = "identity.json"
 CHUNK_GLOB = "chunk-*.parquet"
 SEGMENT_GLOB = "segment-*.parquet"
 COMPACT_AT_CHUNKS = 256
+# Loose chunks are read whole by a merge (and by every range of a lookup): 8 MiB of zstd
+# Parquet is about 100k answers, so the bound holds whatever the chunk size.
+COMPACT_AT_BYTES = 8 << 20
 MAX_SEGMENTS = 16
 MERGE_FANIN = 8
-SEGMENT_ROW_GROUP = 128 * 1024
 READ_ATTEMPTS = 5  # re-list when a concurrent compaction removed a file being read
-# DuckDB spills past these: a compaction's sort fits 256 MB; a lookup's join of 1M wanted
-# keys and its window over 500k hits do not (1M keys vs 10M answers ran out of 256 MB).
-LOOKUP_MEMORY_LIMIT = "512MB"
+# One lookup query's wanted keys (a range's share); DuckDB's memory for it is far below
+# the limit, whatever the shard's size. Two threads: more add memory, not speed, to a
+# query this small.
+BUCKET_KEYS = 1 << 16
+LOOKUP_MEMORY_LIMIT = "96MB"
+LOOKUP_THREADS = 2
+KEY_PREFIX_SPACE = 16**3  # ranges split the keys by their first three hex digits
 # A shard lookup's output columns (``lookup_shard``).
 POSITION = "row_position"
 LAST_POSITION = "last_row_position"
@@ -109,9 +99,10 @@ STALE_ANSWER = "stale_answer"
 KEY_SQL = f"sha256($namespace || chr(0) || {INPUT_TEXT})"
 # Of a key's rows, the one every reader takes: the smallest raw answer.
 FIRST_OF_EACH_KEY = (
-    f"QUALIFY row_number() OVER (PARTITION BY cache.{KEY} ORDER BY cache.{ANSWER}) = 1"
+    f"QUALIFY row_number() OVER (PARTITION BY cache.{KEY} "
+    f"ORDER BY cache.{ANSWER}, cache.{HYGIENE_VERSION}) = 1"
 )
-COMPACTION_MEMORY_LIMIT = "256MB"
+MERGE_READ_ROWS = 4096  # a lookup's range files: rows read at a time, per range
 T = TypeVar("T")
 
 
@@ -141,27 +132,50 @@ def _digest(payload: str) -> str:
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
-def _first_of_each_key(rows: pa.Table, previous_key: str | None) -> pa.Table:
-    """The first row of each key of ``rows`` (sorted by key, then raw answer: the smallest
-    answer wins), leaving out a key equal to ``previous_key``, the last of the batch before.
-    """
-    if rows.num_rows == 0:
-        return rows
-    keys = rows.column(KEY).combine_chunks()
-    before = pa.concat_arrays([pa.array([previous_key], pa.string()), keys[:-1]])
-    return rows.filter(pc.fill_null(pc.not_equal(keys, before), True))
+def key_ranges(wanted: int) -> list[tuple[str, str]]:
+    """(low, high) key bounds, high exclusive, that split ``wanted`` keys (uniform hashes)
+    into ranges of about ``BUCKET_KEYS``: a power of two of them, on the first three hex
+    digits ("" and "~" bound every hex key)."""
+    count = 1
+    while count < KEY_PREFIX_SPACE and count * BUCKET_KEYS < wanted:
+        count *= 2
+    bounds = [f"{number * KEY_PREFIX_SPACE // count:03x}" for number in range(1, count)]
+    return list(zip(["", *bounds], [*bounds, "~"], strict=True))
+
+
+def _in_range(keys: pa.Array, low: str, high: str) -> pa.Array:
+    return keys.filter(pc.and_(pc.greater_equal(keys, low), pc.less(keys, high)))
+
+
+def _tables(path: Path, rows: int) -> Iterator[pa.Table]:
+    for batch in ParquetTable(str(path)).batches(rows):
+        yield pa.Table.from_batches([batch])
+
+
+def _stream_to_parquet(
+    reader: pa.RecordBatchReader, target: Path, row_group: int = SEGMENT_ROW_GROUP
+) -> int:
+    """Write a query's result batch by batch; the number of rows written."""
+    rows = 0
+    with pq.ParquetWriter(target, reader.schema) as writer:
+        for batch in reader:
+            writer.write_batch(batch, row_group_size=row_group)
+            rows += batch.num_rows
+    return rows
 
 
 @contextlib.contextmanager
-def _bounded_duckdb(memory_limit: str) -> Iterator[duckdb.DuckDBPyConnection]:
+def _bounded_duckdb() -> Iterator[duckdb.DuckDBPyConnection]:
     """An in-memory DuckDB that spills to a private temporary directory past
-    ``memory_limit`` (DuckDB's default is 80 % of RAM: the compaction of 2M answers
-    inside stage 1 of a 5M-caption shard took the process to 3 GB)."""
+    ``LOOKUP_MEMORY_LIMIT``, on ``LOOKUP_THREADS`` threads (DuckDB's default is 80 % of
+    RAM and a thread per core: the compaction of 2M answers inside stage 1 of a
+    5M-caption shard took the process to 3 GB)."""
     with (
         tempfile.TemporaryDirectory(prefix="paraclip-cache-") as spill,
         duckdb.connect(
             config={
-                "memory_limit": memory_limit,
+                "memory_limit": LOOKUP_MEMORY_LIMIT,
+                "threads": LOOKUP_THREADS,
                 "temp_directory": spill,
                 "preserve_insertion_order": False,
             }
@@ -190,18 +204,28 @@ class ParaphraseCache:
     def segment_files(self) -> list[Path]:
         return sorted(self.directory.glob(SEGMENT_GLOB))
 
+    def _should_compact(self) -> bool:
+        chunks = self.chunk_files()
+        if len(chunks) >= COMPACT_AT_CHUNKS:
+            return True
+        loose_bytes = 0
+        for path in chunks:
+            with contextlib.suppress(FileNotFoundError):  # merged by another process
+                loose_bytes += path.stat().st_size
+        return len(chunks) > 1 and loose_bytes >= COMPACT_AT_BYTES
+
     def _query(self, run: Callable[[duckdb.DuckDBPyConnection, list[str]], T]) -> T | None:
         """``run(connection, files)`` over the cache's files: the one place that reads them.
 
         Compacts first when loose chunks have piled up; re-lists when a concurrent
         compaction removed a file being read. None when the cache is empty.
         """
-        if len(self.chunk_files()) >= COMPACT_AT_CHUNKS:
-            self.compact()
+        if self._should_compact():
+            self.compact(min_chunks=1)
         attempts = 0
         while files := self.segment_files() + self.chunk_files():
             try:
-                with _bounded_duckdb(LOOKUP_MEMORY_LIMIT) as connection:
+                with _bounded_duckdb() as connection:
                     return run(connection, [str(path) for path in files])
             except duckdb.IOException:
                 attempts += 1
@@ -216,7 +240,8 @@ class ParaphraseCache:
     def _read(self, keys: Iterable[str], columns: list[str]) -> pa.Table | None:
         """One row per cached key among ``keys`` (duplicates: the smallest raw answer).
 
-        A DuckDB semi join of the files against the wanted keys; see the module docstring.
+        A DuckDB semi join of the files against the wanted keys, a key range at a time;
+        see the module docstring.
         """
         wanted = pc.unique(pa.array(keys if isinstance(keys, list) else list(keys), pa.string()))
         if len(wanted) == 0:
@@ -224,72 +249,87 @@ class ParaphraseCache:
         selected = ", ".join(f"cache.{name}" for name in dict.fromkeys([KEY, *columns]))
         query = (
             f"SELECT {selected} FROM read_parquet($files, union_by_name = true) AS cache "
-            f"SEMI JOIN wanted USING ({KEY}) {FIRST_OF_EACH_KEY}"
+            f"SEMI JOIN wanted USING ({KEY}) "
+            f"WHERE cache.{KEY} >= $low AND cache.{KEY} < $high {FIRST_OF_EACH_KEY}"
         )
 
         def run(connection: duckdb.DuckDBPyConnection, files: list[str]) -> pa.Table:
-            connection.register("wanted", pa.table({KEY: wanted}))
-            return connection.execute(query, {"files": files}).to_arrow_table()
+            found = []
+            for low, high in key_ranges(len(wanted)):
+                connection.register("wanted", pa.table({KEY: _in_range(wanted, low, high)}))
+                parameters = {"files": files, "low": low, "high": high}
+                found.append(connection.execute(query, parameters).to_arrow_table())
+            return pa.concat_tables(found)
 
         return self._query(run)
 
     def lookup_shard(
         self, positions: Path, rows: tuple[int, int], target: Path, version: str
     ) -> None:
-        """Look shard rows ``rows`` (first, end) up in one pass, writing what was found by
-        row position.
+        """Look shard rows ``rows`` (first, end) up, writing what was found by row position.
 
         ``positions``: a Parquet file of (``POSITION``, ``INPUT_TEXT``), one row per shard
-        row that needs an answer; DuckDB computes the keys (``KEY_SQL``, in parallel: the
-        same digest as ``key``). ``target`` gets each of those rows in ``rows``, sorted by
+        row that needs an answer; DuckDB computes the keys once (``KEY_SQL``: the same
+        digest as ``key``). ``target`` gets each of those rows in ``rows``, sorted by
         position: its key, whether it is cached (``FOUND``), the ``CacheHit`` columns, the
         raw answer in ``STALE_ANSWER`` when it was cleaned under a hygiene version other
         than ``version``, and the key's last row in ``rows`` (``LAST_POSITION``), so a
         reader streaming them keeps an answer it makes only as long as a later row needs it.
+        Each key range is one query (its rows sorted by position, written to a file in a
+        scratch directory beside ``target``); ``merge_sorted`` puts them in row order.
         """
-        # A key's last row by aggregate (a window over 2M rows ran out of 512 MB), its hit
-        # as ``_read`` finds it; the sorted rows stream out to a Parquet writer (DuckDB's
-        # ordered COPY ran out of 512 MB on 1M rows, and an arg_min of the hit's columns on
-        # a 1M-row slice of 2M).
         hits = ", ".join(f"cache.{name}" for name in HIT_COLUMNS)
         query = f"""
-            WITH keyed AS (SELECT {POSITION}, {KEY_SQL} AS {KEY} FROM read_parquet($positions)
-                           WHERE {POSITION} >= $first AND {POSITION} < $end),
+            WITH keyed AS (SELECT {POSITION}, {KEY} FROM read_parquet($keyed)
+                           WHERE {KEY} >= $low AND {KEY} < $high),
             last AS (SELECT {KEY}, max({POSITION}) AS {LAST_POSITION} FROM keyed GROUP BY {KEY}),
             found AS (SELECT cache.{KEY}, {hits},
                              CASE WHEN cache.{HYGIENE_VERSION} <> $version
                                   THEN cache.{ANSWER} END AS {STALE_ANSWER}
-                      FROM $source AS cache SEMI JOIN last USING ({KEY}) {FIRST_OF_EACH_KEY})
+                      FROM $source AS cache SEMI JOIN last USING ({KEY})
+                      WHERE cache.{KEY} >= $low AND cache.{KEY} < $high {FIRST_OF_EACH_KEY})
             SELECT keyed.{POSITION}, keyed.{KEY}, found.{KEY} IS NOT NULL AS {FOUND},
                    {hits.replace("cache.", "found.")}, found.{STALE_ANSWER}, last.{LAST_POSITION}
             FROM keyed JOIN last USING ({KEY}) LEFT JOIN found USING ({KEY})
             ORDER BY keyed.{POSITION}
         """
         source = "read_parquet($files, union_by_name = true)"
+        with tempfile.TemporaryDirectory(prefix="lookup-", dir=target.parent) as scratch:
+            keyed = Path(scratch) / "keyed.parquet"
+            with _bounded_duckdb() as connection:
+                wanted = _stream_to_parquet(
+                    connection.execute(
+                        f"SELECT {POSITION}, {KEY_SQL} AS {KEY} FROM read_parquet($positions) "
+                        f"WHERE {POSITION} >= $first AND {POSITION} < $end",
+                        {"positions": str(positions), "first": rows[0], "end": rows[1]}
+                        | {"namespace": self.namespace},
+                    ).to_arrow_reader(SEGMENT_ROW_GROUP),
+                    keyed,
+                )
 
-        def run(connection: duckdb.DuckDBPyConnection, files: list[str]) -> bool:
-            parameters: dict[str, object] = {
-                "positions": str(positions),
-                "first": rows[0],
-                "end": rows[1],
-                "version": version,
-                "namespace": self.namespace,
-            }
-            if files:
-                parameters["files"] = files
-            else:
-                connection.register("empty_cache", CACHE_SCHEMA.empty_table())
-            found = connection.execute(
-                query.replace("$source", source if files else "empty_cache"), parameters
-            ).to_arrow_reader(SEGMENT_ROW_GROUP)
-            with pq.ParquetWriter(target, found.schema) as writer:
-                for batch in found:
-                    writer.write_batch(batch)
-            return True
+            def run(connection: duckdb.DuckDBPyConnection, files: list[str]) -> list[Path]:
+                if not files:
+                    connection.register("empty_cache", CACHE_SCHEMA.empty_table())
+                written = []
+                for number, (low, high) in enumerate(key_ranges(wanted)):
+                    parameters = {"keyed": str(keyed), "low": low, "high": high, "version": version}
+                    found = connection.execute(
+                        query.replace("$source", source if files else "empty_cache"),
+                        parameters | ({"files": files} if files else {}),
+                    )
+                    written.append(Path(scratch) / f"range-{number}.parquet")
+                    _stream_to_parquet(found.to_arrow_reader(MERGE_READ_ROWS), written[-1])
+                return written
 
-        if self._query(run) is None:  # an empty cache: nothing found, the keys still written
-            with _bounded_duckdb(LOOKUP_MEMORY_LIMIT) as connection:
-                run(connection, [])
+            ranges = self._query(run)
+            if ranges is None:  # an empty cache: nothing found, the keys still written
+                with _bounded_duckdb() as connection:
+                    ranges = run(connection, [])
+            schema = pq.read_schema(ranges[0])
+            with pq.ParquetWriter(target, schema) as writer:
+                streams = [_tables(path, MERGE_READ_ROWS) for path in ranges]
+                for table in merge_sorted(streams, [(POSITION, "ascending")]):
+                    writer.write_table(table, row_group_size=SEGMENT_ROW_GROUP)
 
     def compact(self, min_chunks: int | None = None) -> None:
         """Merge the loose chunk files into a segment, then over-many segments; see above."""
@@ -304,24 +344,10 @@ class ParaphraseCache:
     def _merge(self, files: Sequence[Path]) -> Path | None:
         names = "\n".join(sorted(path.name for path in files))
         target = self.directory / f"segment-{_digest(names)[:32]}.parquet"
-        columns = ", ".join(CACHE_SCHEMA.names)
         try:
-            with (
-                atomic_path(target) as temporary,
-                _bounded_duckdb(COMPACTION_MEMORY_LIMIT) as connection,
-                pq.ParquetWriter(temporary, CACHE_SCHEMA) as writer,
-            ):
-                # A sort spills; DuckDB's window (QUALIFY row_number()) ran out of 512 MB
-                # on 2M answers, so each key's first row is kept here, batch by batch.
-                ordered = connection.read_parquet([str(path) for path in files]).query(
-                    "answers", f"SELECT {columns} FROM answers ORDER BY {KEY}, {ANSWER}"
-                )
-                last_key: str | None = None
-                for batch in ordered.fetch_record_batch(SEGMENT_ROW_GROUP):
-                    table = pa.Table.from_batches([batch])
-                    writer.write_table(_first_of_each_key(table, last_key).cast(CACHE_SCHEMA))
-                    last_key = table.column(KEY)[-1].as_py()
-        except duckdb.IOException:
+            with atomic_path(target) as temporary:
+                write_segment(files, temporary)
+        except FileNotFoundError:
             if all(path.exists() for path in files):
                 raise
             return None  # a concurrent compaction took some of these files: it merged them
