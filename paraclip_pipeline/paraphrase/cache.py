@@ -332,10 +332,27 @@ class ParaphraseCache:
                     writer.write_table(table, row_group_size=SEGMENT_ROW_GROUP)
 
     def compact(self, min_chunks: int | None = None) -> None:
-        """Merge the loose chunk files into a segment, then over-many segments; see above."""
+        """Merge the loose chunk files into segments, then over-many segments; see above.
+
+        A merge reads its chunks whole, so they go in groups of at most
+        ``COMPACT_AT_CHUNKS`` files and ``COMPACT_AT_BYTES`` (a stage with 64-answer
+        chunks leaves 15k of them per 1M captions between two lookups)."""
         chunks = self.chunk_files()
         if chunks and len(chunks) >= (COMPACT_AT_CHUNKS if min_chunks is None else min_chunks):
-            self._merge(chunks)
+            group: list[Path] = []
+            group_bytes = 0
+            for path in chunks:
+                with contextlib.suppress(FileNotFoundError):  # merged by another process
+                    size = path.stat().st_size
+                    if group and (
+                        len(group) == COMPACT_AT_CHUNKS or group_bytes + size > COMPACT_AT_BYTES
+                    ):
+                        self._merge(group)
+                        group, group_bytes = [], 0
+                    group.append(path)
+                    group_bytes += size
+            if group:
+                self._merge(group)
         while len(segments := self.segment_files()) > MAX_SEGMENTS:
             smallest = sorted(segments, key=lambda path: path.stat().st_size)[:MERGE_FANIN]
             if self._merge(smallest) is None:

@@ -103,9 +103,34 @@ def test_compaction_is_deterministic_and_triggered_by_loose_bytes(
         assert {groups.row_group(i).num_rows for i in range(groups.num_row_groups - 1)} == {7}
     assert segments[0] == segments[1] and len(segments[0]) == 2
 
-    monkeypatch.setattr(cache_module, "COMPACT_AT_BYTES", 1)
     cache = ParaphraseCache(tmp_path / "c", IDENTITY)
     for text in ("one", "two", "three"):
         cache.commit({cache.key(text): _answer(text, text)})
+    loose = sum(path.stat().st_size for path in cache.chunk_files())
+    monkeypatch.setattr(cache_module, "COMPACT_AT_BYTES", loose)  # 3 chunks, far below 256
     assert len(cache.lookup([cache.key("two")])) == 1
     assert cache.chunk_files() == [] and len(cache.segment_files()) == 1
+
+
+def test_loose_chunks_merge_in_bounded_groups(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """However many chunks piled up, each merge reads at most ``COMPACT_AT_CHUNKS`` of
+    them; the segments then merge, streamed, down to ``MAX_SEGMENTS``."""
+    monkeypatch.setattr(cache_module, "COMPACT_AT_CHUNKS", 3)
+    monkeypatch.setattr(cache_module, "MAX_SEGMENTS", 2)
+    merged: list[int] = []
+    write = cache_module.write_segment
+    monkeypatch.setattr(
+        cache_module,
+        "write_segment",
+        lambda files, target: (merged.append(len(files)), write(files, target)),
+    )
+    cache = ParaphraseCache(tmp_path / "cache", IDENTITY)
+    texts = [f"caption {number}" for number in range(10)]
+    for text in texts:
+        cache.commit({cache.key(text): _answer(text, f"answer {text}")})
+    cache.compact(min_chunks=1)
+    assert merged[:4] == [3, 3, 3, 1] and cache.chunk_files() == []
+    assert len(cache.segment_files()) <= 2
+    assert len(cache.lookup([cache.key(text) for text in texts])) == 10
