@@ -160,6 +160,7 @@ def main() -> None:
         shard_keys = [cache.key(text) for text in shard_texts]
 
         cache_module.COMPACT_AT_CHUNKS = 10**9  # lookups over loose chunks first
+        cache_module.COMPACT_AT_BYTES = 1 << 62
         if cache.chunk_files():
             loose_s = timed_lookup(cache, shard_keys, len(hits))
             print(f"lookup over {len(cache.chunk_files())} loose chunks: {loose_s:.2f} s")

@@ -28,16 +28,7 @@ cached twice (two processes paraphrasing the same text at once) is resolved the 
 way everywhere: the row with the smallest raw answer wins.
 
 A lookup is a DuckDB semi join of the files against the wanted keys, one key range at a
-time (``key_ranges``: about ``BUCKET_KEYS`` wanted keys each): segments are sorted by key
-in ``SEGMENT_ROW_GROUP`` row groups, so DuckDB reads only the row groups of the range
-(zone maps), and each query joins, deduplicates (window) and sorts a bucket, never the
-shard. That is what keeps a stage's peak memory flat: the single query over a 1M-row
-slice it replaces needed DuckDB's 512 MB (stage 1 at 1M captions peaked at 922 MB,
-against 450 MB at 100k), and failed at 64-128 MB, its window and sort not spilling
-enough. ``lookup_shard`` serves the stage's one lookup per shard
-(``paraphrase/shard_lookup.py``): DuckDB hashes the shard's texts into keys (``KEY_SQL``)
-once, each range's hits go to a file sorted by row position, and the files are merged
-back into row order."""
+time, so its memory is flat whatever the shard's size (``cache_lookup``)."""
 
 from __future__ import annotations
 
@@ -45,29 +36,35 @@ import contextlib
 import hashlib
 import json
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, fields
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import fields
 from pathlib import Path
 from typing import TypeVar
 
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from paraclip_pipeline.paraphrase.cache_files import (
     ANSWER,
     CACHE_SCHEMA,
-    HYGIENE_VERSION,
-    INPUT_TEXT,
+    HIT_COLUMNS,
     KEY,
-    SEGMENT_ROW_GROUP,
+    CachedAnswer,
+    CacheHit,
     write_segment,
 )
+from paraclip_pipeline.paraphrase.cache_lookup import (
+    FIRST_OF_EACH_KEY,
+    bounded_duckdb,
+    in_range,
+    key_ranges,
+    merge_by_position,
+    write_keyed_ranges,
+    write_range_hits,
+)
 from paraclip_pipeline.paraphrase.errors import CacheCorruptError
-from paraclip_pipeline.paraphrase.sorted_merge import merge_sorted
 from paraclip_pipeline.storage import (
-    ParquetTable,
     atomic_path,
     write_parquet_atomic,
     write_text_atomic,
@@ -83,106 +80,11 @@ COMPACT_AT_BYTES = 8 << 20
 MAX_SEGMENTS = 16
 MERGE_FANIN = 8
 READ_ATTEMPTS = 5  # re-list when a concurrent compaction removed a file being read
-# One lookup query's wanted keys (a range's share); DuckDB's memory for it is far below
-# the limit, whatever the shard's size. Two threads: more add memory, not speed, to a
-# query this small.
-BUCKET_KEYS = 1 << 16
-LOOKUP_MEMORY_LIMIT = "96MB"
-LOOKUP_THREADS = 2
-KEY_PREFIX_SPACE = 16**3  # ranges split the keys by their first three hex digits
-# A shard lookup's output columns (``lookup_shard``).
-POSITION = "row_position"
-LAST_POSITION = "last_row_position"
-FOUND = "cached"
-STALE_ANSWER = "stale_answer"
-# ``ParaphraseCache.key`` of ``input_text`` in DuckDB, for the ``$namespace`` parameter.
-KEY_SQL = f"sha256($namespace || chr(0) || {INPUT_TEXT})"
-# Of a key's rows, the one every reader takes: the smallest raw answer.
-FIRST_OF_EACH_KEY = (
-    f"QUALIFY row_number() OVER (PARTITION BY cache.{KEY} "
-    f"ORDER BY cache.{ANSWER}, cache.{HYGIENE_VERSION}) = 1"
-)
-MERGE_READ_ROWS = 4096  # a lookup's range files: rows read at a time, per range
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class CacheHit:
-    """What a rerun needs of a cached answer (the raw texts stay on disk unless needed)."""
-
-    paraphrase: str | None  # after hygiene
-    status: str
-    hygiene_version: str
-    prompt_tokens: int
-    completion_tokens: int
-
-
-@dataclass(frozen=True)
-class CachedAnswer(CacheHit):
-    """One cache row as written: the hit plus the raw input and answer."""
-
-    input_text: str
-    answer: str  # raw, as the backend gave it
-
-
-HIT_COLUMNS = [field.name for field in fields(CacheHit)]
 
 
 def _digest(payload: str) -> str:
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
-
-
-def key_ranges(wanted: int) -> list[tuple[str, str]]:
-    """(low, high) key bounds, high exclusive, that split ``wanted`` keys (uniform hashes)
-    into ranges of about ``BUCKET_KEYS``: a power of two of them, on the first three hex
-    digits ("" and "~" bound every hex key)."""
-    count = 1
-    while count < KEY_PREFIX_SPACE and count * BUCKET_KEYS < wanted:
-        count *= 2
-    bounds = [f"{number * KEY_PREFIX_SPACE // count:03x}" for number in range(1, count)]
-    return list(zip(["", *bounds], [*bounds, "~"], strict=True))
-
-
-def _in_range(keys: pa.Array, low: str, high: str) -> pa.Array:
-    return keys.filter(pc.and_(pc.greater_equal(keys, low), pc.less(keys, high)))
-
-
-def _tables(path: Path, rows: int) -> Iterator[pa.Table]:
-    for batch in ParquetTable(str(path)).batches(rows):
-        yield pa.Table.from_batches([batch])
-
-
-def _stream_to_parquet(
-    reader: pa.RecordBatchReader, target: Path, row_group: int = SEGMENT_ROW_GROUP
-) -> int:
-    """Write a query's result batch by batch; the number of rows written."""
-    rows = 0
-    with pq.ParquetWriter(target, reader.schema) as writer:
-        for batch in reader:
-            writer.write_batch(batch, row_group_size=row_group)
-            rows += batch.num_rows
-    return rows
-
-
-@contextlib.contextmanager
-def _bounded_duckdb() -> Iterator[duckdb.DuckDBPyConnection]:
-    """An in-memory DuckDB that spills to a private temporary directory past
-    ``LOOKUP_MEMORY_LIMIT``, on ``LOOKUP_THREADS`` threads (DuckDB's default is 80 % of
-    RAM and a thread per core: the compaction of 2M answers inside stage 1 of a
-    5M-caption shard took the process to 3 GB)."""
-    with (
-        tempfile.TemporaryDirectory(prefix="paraclip-cache-") as spill,
-        duckdb.connect(
-            config={
-                "memory_limit": LOOKUP_MEMORY_LIMIT,
-                "threads": LOOKUP_THREADS,
-                "temp_directory": spill,
-                "preserve_insertion_order": False,
-            }
-        ) as connection,
-    ):
-        connection.execute("SET enable_progress_bar = false")
-        yield connection
 
 
 class ParaphraseCache:
@@ -225,7 +127,7 @@ class ParaphraseCache:
         attempts = 0
         while files := self.segment_files() + self.chunk_files():
             try:
-                with _bounded_duckdb() as connection:
+                with bounded_duckdb() as connection:
                     return run(connection, [str(path) for path in files])
             except duckdb.IOException:
                 attempts += 1
@@ -256,7 +158,7 @@ class ParaphraseCache:
         def run(connection: duckdb.DuckDBPyConnection, files: list[str]) -> pa.Table:
             found = []
             for low, high in key_ranges(len(wanted)):
-                connection.register("wanted", pa.table({KEY: _in_range(wanted, low, high)}))
+                connection.register("wanted", pa.table({KEY: in_range(wanted, low, high)}))
                 parameters = {"files": files, "low": low, "high": high}
                 found.append(connection.execute(query, parameters).to_arrow_table())
             return pa.concat_tables(found)
@@ -278,58 +180,23 @@ class ParaphraseCache:
         Each key range is one query (its rows sorted by position, written to a file in a
         scratch directory beside ``target``); ``merge_sorted`` puts them in row order.
         """
-        hits = ", ".join(f"cache.{name}" for name in HIT_COLUMNS)
-        query = f"""
-            WITH keyed AS (SELECT {POSITION}, {KEY} FROM read_parquet($keyed)
-                           WHERE {KEY} >= $low AND {KEY} < $high),
-            last AS (SELECT {KEY}, max({POSITION}) AS {LAST_POSITION} FROM keyed GROUP BY {KEY}),
-            found AS (SELECT cache.{KEY}, {hits},
-                             CASE WHEN cache.{HYGIENE_VERSION} <> $version
-                                  THEN cache.{ANSWER} END AS {STALE_ANSWER}
-                      FROM $source AS cache SEMI JOIN last USING ({KEY})
-                      WHERE cache.{KEY} >= $low AND cache.{KEY} < $high {FIRST_OF_EACH_KEY})
-            SELECT keyed.{POSITION}, keyed.{KEY}, found.{KEY} IS NOT NULL AS {FOUND},
-                   {hits.replace("cache.", "found.")}, found.{STALE_ANSWER}, last.{LAST_POSITION}
-            FROM keyed JOIN last USING ({KEY}) LEFT JOIN found USING ({KEY})
-            ORDER BY keyed.{POSITION}
-        """
-        source = "read_parquet($files, union_by_name = true)"
         with tempfile.TemporaryDirectory(prefix="lookup-", dir=target.parent) as scratch:
-            keyed = Path(scratch) / "keyed.parquet"
-            with _bounded_duckdb() as connection:
-                wanted = _stream_to_parquet(
-                    connection.execute(
-                        f"SELECT {POSITION}, {KEY_SQL} AS {KEY} FROM read_parquet($positions) "
-                        f"WHERE {POSITION} >= $first AND {POSITION} < $end",
-                        {"positions": str(positions), "first": rows[0], "end": rows[1]}
-                        | {"namespace": self.namespace},
-                    ).to_arrow_reader(SEGMENT_ROW_GROUP),
-                    keyed,
+            with bounded_duckdb() as connection:
+                keyed = write_keyed_ranges(
+                    connection, positions, rows, self.namespace, Path(scratch)
                 )
 
             def run(connection: duckdb.DuckDBPyConnection, files: list[str]) -> list[Path]:
-                if not files:
-                    connection.register("empty_cache", CACHE_SCHEMA.empty_table())
-                written = []
-                for number, (low, high) in enumerate(key_ranges(wanted)):
-                    parameters = {"keyed": str(keyed), "low": low, "high": high, "version": version}
-                    found = connection.execute(
-                        query.replace("$source", source if files else "empty_cache"),
-                        parameters | ({"files": files} if files else {}),
-                    )
-                    written.append(Path(scratch) / f"range-{number}.parquet")
-                    _stream_to_parquet(found.to_arrow_reader(MERGE_READ_ROWS), written[-1])
-                return written
+                return [
+                    write_range_hits(connection, files, part, ranges, version)
+                    for part, ranges in keyed
+                ]
 
-            ranges = self._query(run)
-            if ranges is None:  # an empty cache: nothing found, the keys still written
-                with _bounded_duckdb() as connection:
-                    ranges = run(connection, [])
-            schema = pq.read_schema(ranges[0])
-            with pq.ParquetWriter(target, schema) as writer:
-                streams = [_tables(path, MERGE_READ_ROWS) for path in ranges]
-                for table in merge_sorted(streams, [(POSITION, "ascending")]):
-                    writer.write_table(table, row_group_size=SEGMENT_ROW_GROUP)
+            found = self._query(run)
+            if found is None:  # an empty cache: nothing found, the keys still written
+                with bounded_duckdb() as connection:
+                    found = run(connection, [])
+            merge_by_position(found, target)
 
     def compact(self, min_chunks: int | None = None) -> None:
         """Merge the loose chunk files into segments, then over-many segments; see above.

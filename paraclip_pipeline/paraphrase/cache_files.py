@@ -9,6 +9,7 @@ this before; it needed 256 MB, and took stage 1 of a 5M-caption shard to 3 GB un
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import pyarrow as pa
@@ -39,6 +40,29 @@ CACHE_SCHEMA = pa.schema(
         pa.field(COMPLETION_TOKENS, pa.int64(), nullable=False),
     ]
 )
+
+
+@dataclass(frozen=True)
+class CacheHit:
+    """What a rerun needs of a cached answer (the raw texts stay on disk unless needed)."""
+
+    paraphrase: str | None  # after hygiene
+    status: str
+    hygiene_version: str
+    prompt_tokens: int
+    completion_tokens: int
+
+
+@dataclass(frozen=True)
+class CachedAnswer(CacheHit):
+    """One cache row as written: the hit plus the raw input and answer."""
+
+    input_text: str
+    answer: str  # raw, as the backend gave it
+
+
+HIT_COLUMNS = [field.name for field in fields(CacheHit)]
+
 # Small enough that a range of a lookup reads little more than its keys' share of a
 # segment, and a merge's segment inputs hold a few MB each.
 SEGMENT_ROW_GROUP = 16 * 1024

@@ -21,17 +21,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from paraclip_pipeline.paraphrase.cache import (
-    FOUND,
-    HIT_COLUMNS,
-    INPUT_TEXT,
-    KEY,
-    LAST_POSITION,
-    POSITION,
-    STALE_ANSWER,
-    CacheHit,
-    ParaphraseCache,
-)
+from paraclip_pipeline.paraphrase.cache import ParaphraseCache
+from paraclip_pipeline.paraphrase.cache_files import HIT_COLUMNS, INPUT_TEXT, KEY, CacheHit
+from paraclip_pipeline.paraphrase.cache_lookup import FOUND, LAST_POSITION, POSITION, STALE_ANSWER
 from paraclip_pipeline.storage import ParquetTable
 
 POSITIONS_SCHEMA = pa.schema(

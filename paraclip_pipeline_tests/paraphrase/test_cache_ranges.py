@@ -12,8 +12,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from paraclip_pipeline.paraphrase import cache as cache_module
-from paraclip_pipeline.paraphrase import cache_files
-from paraclip_pipeline.paraphrase.cache import CachedAnswer, ParaphraseCache, key_ranges
+from paraclip_pipeline.paraphrase import cache_files, cache_lookup
+from paraclip_pipeline.paraphrase.cache import CachedAnswer, ParaphraseCache
+from paraclip_pipeline.paraphrase.cache_lookup import key_ranges
 from paraclip_pipeline.paraphrase.shard_lookup import PositionsWriter
 from paraclip_pipeline.paraphrase.sorted_merge import merge_sorted
 
@@ -41,10 +42,10 @@ def test_merge_sorted_equals_a_sort_and_keeps_each_value_in_one_table() -> None:
 
 def test_key_ranges_split_the_key_space_by_size() -> None:
     assert key_ranges(10) == [("", "~")]
-    ranges = key_ranges(5 * cache_module.BUCKET_KEYS)
+    ranges = key_ranges(5 * cache_lookup.BUCKET_KEYS)
     assert len(ranges) == 8 and ranges[0] == ("", "200") and ranges[-1] == ("e00", "~")
     assert all(high == low for (_, high), (low, _) in itertools.pairwise(ranges))
-    assert len(key_ranges(10**12)) == cache_module.KEY_PREFIX_SPACE
+    assert len(key_ranges(10**12)) == cache_lookup.KEY_PREFIX_SPACE
 
 
 def _answer(text: str, raw: str, version: str = "v1") -> CachedAnswer:
@@ -81,9 +82,9 @@ def test_lookups_by_key_range_equal_one_query(
         cache.lookup_shard(positions, (40, 290), tmp_path / "hits.parquet", "v1")
         return pq.read_table(tmp_path / "hits.parquet"), cache.lookup(keys), cache.raw_answers(keys)
 
-    monkeypatch.setattr(cache_module, "BUCKET_KEYS", 10**9)
+    monkeypatch.setattr(cache_lookup, "BUCKET_KEYS", 10**9)
     whole = both()
-    monkeypatch.setattr(cache_module, "BUCKET_KEYS", 4)  # dozens of ranges
+    monkeypatch.setattr(cache_lookup, "BUCKET_KEYS", 4)  # dozens of ranges
     ranged = both()
     assert ranged[0].equals(whole[0]) and ranged[1:] == whole[1:]
     assert whole[0].num_rows == sum(1 for i in range(40, 290) if i % 11) and len(whole[1]) == 90

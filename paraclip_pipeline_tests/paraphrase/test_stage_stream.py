@@ -11,15 +11,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from paraclip_pipeline.paraphrase import shard_lookup
-from paraclip_pipeline.paraphrase.cache import (
-    FOUND,
-    KEY,
-    LAST_POSITION,
-    POSITION,
-    STALE_ANSWER,
-    CachedAnswer,
-    ParaphraseCache,
-)
+from paraclip_pipeline.paraphrase.cache import CachedAnswer, ParaphraseCache
+from paraclip_pipeline.paraphrase.cache_files import KEY
+from paraclip_pipeline.paraphrase.cache_lookup import FOUND, LAST_POSITION, POSITION, STALE_ANSWER
 from paraclip_pipeline.paraphrase.engine import StageRun, StageStats, run_paraphrase_stage
 from paraclip_pipeline.paraphrase.shard_lookup import PositionsWriter
 from paraclip_pipeline_tests.paraphrase.builders import stage1_rows
