@@ -21,7 +21,7 @@ tokenizer is CLIP's, the tower tiny, so the loader is stressed); its peak RSS jo
 and ``data_wait_share`` is the largest share of the loop's wall time spent waiting for
 the next micro-batch (goal < 5%).
 
-Run: .venv/bin/python benchmarks/bench_data_scale.py [--sizes 100000,1000000] [--batch-rows 65536]
+Run: .venv/bin/python benchmarks/bench_data_scale.py [--sizes 100000,1000000] [--batch-rows 16384]
 [--train-max-steps N]
 """
 
@@ -43,6 +43,7 @@ from paraclip_pipeline.asset_names import (
     STAGE1_PARAPHRASES,
     STAGE2_PARAPHRASES,
 )
+from paraclip_pipeline.storage import STREAM_BATCH_ROWS
 
 STAGES = (RAW_CAPTIONS, STAGE1_PARAPHRASES, STAGE2_PARAPHRASES, FILTERED_PAIRS)
 KEY = "laion-bench"
@@ -171,7 +172,7 @@ def measure(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="100000,1000000")
-    parser.add_argument("--batch-rows", type=int, default=1 << 16)
+    parser.add_argument("--batch-rows", type=int, default=STREAM_BATCH_ROWS)
     parser.add_argument("--chunk-size", type=int, default=8192)
     parser.add_argument(
         "--train-max-steps",

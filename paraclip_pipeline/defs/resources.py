@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Literal
 import dagster as dg
 
 from paraclip_pipeline.settings import DEFAULT_KEEP_CHECKPOINTS, Settings
-from paraclip_pipeline.storage import StorageLayout
+from paraclip_pipeline.storage import STREAM_BATCH_ROWS, StorageLayout
 
 if TYPE_CHECKING:  # the plain modules load lazily, when a run first needs them
     from paraclip_pipeline.modeling.factory import LoadedClip
@@ -27,7 +27,7 @@ class StorageResource(dg.ConfigurableResource):
     assets stream their rows in (``batch_rows``: peak memory is set by it, not the shard)."""
 
     root: str
-    batch_rows: int = 1 << 16
+    batch_rows: int = STREAM_BATCH_ROWS
     # Newest checkpoints kept after each training, besides pinned ones (PARACLIP_KEEP_CHECKPOINTS).
     keep_checkpoints: int = DEFAULT_KEEP_CHECKPOINTS
 

@@ -17,12 +17,12 @@ from typing import Any
 from upath import UPath
 
 from paraclip_pipeline.sources.readers.parsed import (
-    DEFAULT_BATCH_ROWS,
     ParsedShard,
     ShardReadError,
     iter_lines,
     parsed_from_python,
 )
+from paraclip_pipeline.storage import STREAM_BATCH_ROWS
 
 
 def _json_field(record: dict[str, Any], aliases: tuple[str, ...], where: str) -> Any:
@@ -43,7 +43,7 @@ def _json_string(value: Any, name: str, where: str, allow_integer: bool = False)
     )
 
 
-def iter_jsonl(path: UPath, batch_rows: int = DEFAULT_BATCH_ROWS) -> Iterator[ParsedShard]:
+def iter_jsonl(path: UPath, batch_rows: int = STREAM_BATCH_ROWS) -> Iterator[ParsedShard]:
     columns: list[list[Any]] = [[] for _ in range(6)]
     for line_index, line in enumerate(iter_lines(path)):
         if not line.strip():

@@ -18,12 +18,12 @@ from upath import UPath
 
 from paraclip_pipeline import schema
 from paraclip_pipeline.sources.readers.parsed import (
-    DEFAULT_BATCH_ROWS,
     EMBEDDING_TYPE,
     ParsedShard,
     ShardReadError,
     strings_from_arrow,
 )
+from paraclip_pipeline.storage import STREAM_BATCH_ROWS
 
 LAION_TEXT = "TEXT"
 LAION_SAMPLE_ID = "SAMPLE_ID"
@@ -85,7 +85,7 @@ def _checked_columns(path: UPath, parquet_file: pq.ParquetFile) -> list[str]:
     return wanted
 
 
-def iter_laion_parquet(path: UPath, batch_rows: int = DEFAULT_BATCH_ROWS) -> Iterator[ParsedShard]:
+def iter_laion_parquet(path: UPath, batch_rows: int = STREAM_BATCH_ROWS) -> Iterator[ParsedShard]:
     first_row = 0
     dimensions: set[int] = set()
     try:

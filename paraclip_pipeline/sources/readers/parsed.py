@@ -76,9 +76,6 @@ def strings_from_arrow(column: pa.ChunkedArray) -> tuple[pa.Array, pa.Array]:
     return as_string, pa.repeat(pa.scalar(False), len(as_string))
 
 
-DEFAULT_BATCH_ROWS = 1 << 16
-
-
 def iter_lines(path: UPath) -> Iterator[str]:
     """Decoded lines, split on LF only (CR of CRLF dropped), read as a stream.
 

@@ -45,13 +45,13 @@ from paraclip_pipeline.sources.readers.cleaning import (
 from paraclip_pipeline.sources.readers.jsonl import iter_jsonl
 from paraclip_pipeline.sources.readers.laion_parquet import iter_laion_parquet
 from paraclip_pipeline.sources.readers.parsed import (
-    DEFAULT_BATCH_ROWS,
     EMBEDDING_TYPE,
     ParsedShard,
     ShardReadError,
 )
 from paraclip_pipeline.sources.readers.two_file import iter_two_file
 from paraclip_pipeline.sources.shard_keys import validate_shard_key
+from paraclip_pipeline.storage import STREAM_BATCH_ROWS
 
 IMAGE_NOT_A_PATH = "not_a_path"
 IMAGE_ESCAPING = "escaping"
@@ -135,7 +135,7 @@ def stream_shard(
     *,
     max_caption_chars: int = DEFAULT_MAX_CAPTION_CHARS,
     image_root: str | PathLike[str] | None = None,
-    batch_rows: int = DEFAULT_BATCH_ROWS,
+    batch_rows: int = STREAM_BATCH_ROWS,
 ) -> ShardStream:
     """``shard`` as tables of at most ``batch_rows`` rows with exactly
     ``schema.RAW_CAPTIONS_SCHEMA``, each with the image paths it could not use.

@@ -9,17 +9,17 @@ from upath import UPath
 
 from paraclip_pipeline.sources.discover import TWO_FILE_CAPTIONS, TWO_FILE_IDS
 from paraclip_pipeline.sources.readers.parsed import (
-    DEFAULT_BATCH_ROWS,
     ParsedShard,
     ShardReadError,
     iter_lines,
     parsed_from_python,
 )
+from paraclip_pipeline.storage import STREAM_BATCH_ROWS
 
 _END = object()
 
 
-def iter_two_file(directory: UPath, batch_rows: int = DEFAULT_BATCH_ROWS) -> Iterator[ParsedShard]:
+def iter_two_file(directory: UPath, batch_rows: int = STREAM_BATCH_ROWS) -> Iterator[ParsedShard]:
     """Both files read side by side; a length mismatch is found when the shorter one ends."""
     captions, sample_ids = [], []
     pairs = zip_longest(
