@@ -38,6 +38,7 @@ from paraclip_pipeline.paraphrase.config import ParaphraserConfig
 from paraclip_pipeline.paraphrase.errors import ParaphraseInputError
 from paraclip_pipeline.paraphrase.prompts import Stage, render_prompt
 from paraclip_pipeline.paraphrase.shard_lookup import PositionsWriter, ShardLookup
+from paraclip_pipeline.scratch import scratch_directory
 
 
 @dataclass(frozen=True)
@@ -232,17 +233,19 @@ class StageRun:
         Same rows, answers and backend calls as ``process`` on each batch, except that an
         answer another process commits during the run is not seen (a rerun finds it). An
         answer this run makes for a text a later batch repeats is kept until that row.
-        The shard's texts and hits go to a temporary directory under ``work_dir``.
+        The shard's texts and hits go to a scratch directory under ``work_dir``
+        (``scratch.scratch_directory``: a killed run's is swept by the next).
         """
-        with tempfile.TemporaryDirectory(prefix="paraclip-shard-lookup-", dir=work_dir) as work:
-            positions_path = Path(work) / "positions.parquet"
+        parent = Path(tempfile.gettempdir()) if work_dir is None else work_dir
+        with scratch_directory(parent, "paraclip-shard-lookup-") as work:
+            positions_path = work / "positions.parquet"
             positions = PositionsWriter(positions_path)
             try:
                 for batch in batches():
                     positions.write(self._inputs(pa.Table.from_batches([batch])))
             finally:
                 positions.close()
-            lookup = ShardLookup(self._cache, positions_path, Path(work), hygiene.HYGIENE_VERSION)
+            lookup = ShardLookup(self._cache, positions_path, work, hygiene.HYGIENE_VERSION)
             try:
                 yield from self._answer_shard(batches(), lookup)
             finally:
