@@ -136,13 +136,16 @@ def stream_shard(
     max_caption_chars: int = DEFAULT_MAX_CAPTION_CHARS,
     image_root: str | PathLike[str] | None = None,
     batch_rows: int = DEFAULT_BATCH_ROWS,
+    spill_dir: str | PathLike[str] | None = None,
 ) -> ShardStream:
     """``shard`` as tables of at most ``batch_rows`` rows with exactly
     ``schema.RAW_CAPTIONS_SCHEMA``, each with the image paths it could not use.
 
     ``image_root`` is where relative image paths resolve and absolute ones must stay
-    (default: the shard's directory); the demo's is ``data/images``. Raises
-    ShardReadError for unreadable shards, and, once read to the end, for empty ones.
+    (default: the shard's directory); the demo's is ``data/images``. ``spill_dir`` (an
+    existing directory; default: the system's temporary one) takes the caption ids' first
+    pass (8 bytes a row) while the stream starts. Raises ShardReadError for unreadable
+    shards, and, once read to the end, for empty ones.
     """
     key = validate_shard_key(shard.key)
     if max_caption_chars < 1:
@@ -158,7 +161,8 @@ def stream_shard(
 
     def batches() -> Iterator[tuple[pa.Table, tuple[ImagePathProblem, ...]]]:
         repeated = repeated_sample_id_hashes(
-            clean_metadata(parsed.sample_ids) for parsed in reader(source, batch_rows)
+            (clean_metadata(parsed.sample_ids) for parsed in reader(source, batch_rows)),
+            spill_dir,
         )
         ids = CaptionIdAssigner(key, repeated)
         rows = 0
