@@ -32,8 +32,8 @@ def sweep_scratch(parent: Path) -> list[Path]:
     for directory in sorted(parent.iterdir()):
         try:
             handle = open(directory / OWNER, "rb")  # noqa: SIM115 - held across the rmtree
-        except (FileNotFoundError, NotADirectoryError):
-            continue  # not a scratch directory of ours
+        except OSError:  # no owner file, not a directory, not ours to read
+            continue
         with handle:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)

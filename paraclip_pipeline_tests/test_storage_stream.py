@@ -11,6 +11,7 @@ import pytest
 from paraclip_pipeline.storage import (
     StreamingFingerprint,
     parquet_stream,
+    row_group_batches,
     table_fingerprint,
 )
 
@@ -84,3 +85,18 @@ def test_parquet_stream_refuses_a_batch_of_another_schema(tmp_path: Path) -> Non
         parquet_stream(tmp_path / "t.parquet", _table(1).schema) as writer,
     ):
         writer.write(pa.table({"x": [1]}))
+
+
+@pytest.mark.parametrize("row_group_rows", [1, 7, 64, 100, 300])
+def test_row_group_batches_are_the_whole_file_batches(tmp_path: Path, row_group_rows: int) -> None:
+    """One row group at a time, yet the same batches as ``iter_batches`` over the file,
+    including those that straddle row groups."""
+    table = _table(300)
+    path = tmp_path / "t.parquet"
+    pq.write_table(table, path, row_group_size=row_group_rows)
+    parquet_file = pq.ParquetFile(path)
+    for batch_rows in (1, 5, 64, 100, 299, 300, 1000):
+        expected = list(parquet_file.iter_batches(batch_size=batch_rows, columns=["id", "vec"]))
+        got = list(row_group_batches(parquet_file, batch_rows, ["id", "vec"]))
+        assert [batch.num_rows for batch in got] == [batch.num_rows for batch in expected]
+        assert all(a.equals(b) for a, b in zip(got, expected, strict=True)), batch_rows

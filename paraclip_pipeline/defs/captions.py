@@ -58,7 +58,8 @@ def raw_captions(
     flagged = with_image = 0
     head: pa.Table | None = None
     try:
-        stream = shard_source.stream(shard, storage.batch_rows)
+        storage.layout.scratch_dir.mkdir(parents=True, exist_ok=True)
+        stream = shard_source.stream(shard, storage.batch_rows, storage.layout.scratch_dir)
         # The first batch before the file: an empty shard fails here, leaving nothing behind.
         first = next(stream.batches)
         with parquet_stream(target, schema.RAW_CAPTIONS_SCHEMA) as writer:

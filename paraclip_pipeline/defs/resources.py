@@ -56,7 +56,7 @@ class ShardSourceResource(dg.ConfigurableResource):
         except ShardNotFoundError as error:
             raise dg.Failure(description=str(error), allow_retries=False) from error
 
-    def stream(self, shard: "ShardFile", batch_rows: int) -> "ShardStream":
+    def stream(self, shard: "ShardFile", batch_rows: int, spill_dir: Path) -> "ShardStream":
         from paraclip_pipeline.sources import stream_shard
 
         return stream_shard(
@@ -64,6 +64,7 @@ class ShardSourceResource(dg.ConfigurableResource):
             max_caption_chars=self.max_caption_chars,
             image_root=self.image_root,
             batch_rows=batch_rows,
+            spill_dir=spill_dir,
         )
 
 

@@ -40,6 +40,7 @@ from paraclip_pipeline import schema
 from paraclip_pipeline.filtering import apply
 from paraclip_pipeline.filtering import features as ft
 from paraclip_pipeline.filtering.rules import TEXT_COLUMNS, DedupRule, FilterRulesError, RuleSet
+from paraclip_pipeline.scratch import scratch_directory
 from paraclip_pipeline.storage import parquet_stream
 
 if TYPE_CHECKING:
@@ -260,8 +261,8 @@ def stream_filter_rules(
             f"{rules.source}: the meaning_kept rule is enabled, so a SentenceEncoder is needed"
         )
     _, dedup, _ = _split_at_dedup(rules)
-    with tempfile.TemporaryDirectory(prefix="paraclip-filter-", dir=work_dir) as scratch:
-        work = Path(scratch)
+    parent = Path(tempfile.gettempdir()) if work_dir is None else Path(work_dir)
+    with scratch_directory(parent, "paraclip-filter-") as work:
         judged, keys = _Spill(work / "judged.parquet"), _Spill(work / "keys.parquet")
         try:
             input_schema = _judge_batches(batches, rules, encoder, judged, keys)

@@ -38,7 +38,12 @@ from paraclip_pipeline.modeling.checkpoint_format import (
     CheckpointError,
 )
 from paraclip_pipeline.modeling.profiles import ModelProfile
-from paraclip_pipeline.storage import parquet_stream, sha256_file, write_text_atomic
+from paraclip_pipeline.storage import (
+    parquet_stream,
+    row_group_batches,
+    sha256_file,
+    write_text_atomic,
+)
 from paraclip_pipeline.training.text_export import cpu_state, export_text_tower
 
 STATE_WEIGHTS_FILE = "trainable.safetensors"
@@ -158,7 +163,7 @@ def write_checkpoint(
         trained_count = 0
         with parquet_stream(staging / CAPTION_IDS_FILE, _CAPTION_IDS_SCHEMA) as ids:
             source = pq.ParquetFile(trained_caption_ids)
-            for batch in source.iter_batches(1 << 16, columns=[schema.CAPTION_ID]):
+            for batch in row_group_batches(source, 1 << 16, [schema.CAPTION_ID]):
                 ids.write(batch)
                 trained_count += len(batch)
         manifest = {

@@ -9,20 +9,27 @@
     key is part of the hash, so ids are unique across shards.
 
 Streaming a shard, occurrences are counted in two passes so memory stays near the batch
-size: the first keeps only a 64-bit hash per sample id (8 bytes a row: 96 MB for a 12M-row
-shard, the one per-row state of ingestion) to find the sample ids that may repeat; the
+size: the first finds the sample ids that may repeat from a 64-bit hash per sample id; the
 second counts occurrences, by the exact row key, of those alone. A hash collision only
-makes a unique id a candidate, so the ids are exact.
+makes a unique id a candidate, so the ids are exact. The hashes (8 bytes a row, the one
+per-row state of ingestion: 96 MB for a 12M-row shard) go to disk, not memory (see
+``repeated_sample_id_hashes``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import tempfile
 from collections.abc import Iterable
+from os import PathLike
+from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pyarrow as pa
+
+from paraclip_pipeline.scratch import scratch_directory
 
 
 def _row_key(sample_id: str | None, source_row: int) -> str:
@@ -45,20 +52,42 @@ def _sample_id_hashes(sample_ids: pa.Array) -> np.ndarray:
     return series.hash(seed=0).to_numpy()
 
 
-def repeated_sample_id_hashes(sample_id_batches: Iterable[pa.Array]) -> np.ndarray:
-    """Sorted hashes of the sample ids that occur more than once (or collide).
+# Hashes are spilled to this many files by their top bits; finding repeats holds one file.
+SPILL_BUCKETS = 64
+_BUCKET_SHIFT = np.uint64(64 - (SPILL_BUCKETS.bit_length() - 1))
 
-    Sorted in place and compared with their neighbours: about 17 bytes a row at the peak,
-    where ``np.unique(..., return_counts=True)`` copies, sorts and indexes (about 40);
-    raw_captions' peak RSS on a 5M-row shard 633 -> 610 MB (bench_data_scale's shard).
-    """
-    parts = [_sample_id_hashes(batch) for batch in sample_id_batches]
-    if not parts:
-        return np.empty(0, np.uint64)
-    hashes = np.concatenate(parts)
-    del parts
+
+def _repeats(hashes: np.ndarray) -> np.ndarray:
+    """Sorted distinct values occurring more than once; sorts ``hashes`` in place."""
     hashes.sort()
     return np.unique(hashes[1:][hashes[1:] == hashes[:-1]])
+
+
+def repeated_sample_id_hashes(
+    sample_id_batches: Iterable[pa.Array], spill_dir: str | PathLike[str] | None = None
+) -> np.ndarray:
+    """Sorted hashes of the sample ids that occur more than once (or collide).
+
+    Each batch's hashes are appended to one of ``SPILL_BUCKETS`` files (by their top bits)
+    in a temporary directory under ``spill_dir`` (default: the system's), and each file is
+    then sorted alone, so memory holds a batch, then 1/64 of the hashes, never all of them.
+    Held in memory (a list of per-batch arrays, concatenated and sorted), they were the
+    largest part of raw_captions' peak on bench_data_scale's 5M-row shard: 99 of the 254 MB
+    memray counted live at the peak, where the 100k-row shard had 6.5 MB.
+    """
+    parent = Path(tempfile.gettempdir() if spill_dir is None else spill_dir)
+    with scratch_directory(parent, "caption-ids-") as scratch:
+        paths = [scratch / f"{bucket:02d}.u64" for bucket in range(SPILL_BUCKETS)]
+        with contextlib.ExitStack() as files:
+            handles = [files.enter_context(path.open("wb")) for path in paths]
+            for batch in sample_id_batches:
+                hashes = np.sort(_sample_id_hashes(batch))
+                starts = np.searchsorted(
+                    hashes >> _BUCKET_SHIFT, np.arange(SPILL_BUCKETS + 1, dtype=np.uint64)
+                )
+                for bucket, handle in enumerate(handles):
+                    hashes[starts[bucket] : starts[bucket + 1]].tofile(handle)
+        return np.concatenate([_repeats(np.fromfile(path, np.uint64)) for path in paths])
 
 
 class CaptionIdAssigner:

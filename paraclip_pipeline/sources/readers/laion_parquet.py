@@ -4,7 +4,8 @@
 ``image_path``, ``image_embedding_model`` (strings) and ``image_embedding`` (list of
 floats; needs ``image_embedding_model``) are optional. ``HEIGHT``, ``WIDTH``, ``LICENSE``
 and ``similarity`` are LAION metadata that the pipeline does not carry. Read in record
-batches of ``batch_rows`` (``ParquetFile.iter_batches``): memory is set by the batch.
+batches of ``batch_rows``, one row group at a time (``storage.row_group_batches``): memory is
+set by the batch and the row group, not the file.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from paraclip_pipeline.sources.readers.parsed import (
     ShardReadError,
     strings_from_arrow,
 )
-from paraclip_pipeline.storage import STREAM_BATCH_ROWS
+from paraclip_pipeline.storage import STREAM_BATCH_ROWS, row_group_batches
 
 LAION_TEXT = "TEXT"
 LAION_SAMPLE_ID = "SAMPLE_ID"
@@ -92,7 +93,7 @@ def iter_laion_parquet(path: UPath, batch_rows: int = STREAM_BATCH_ROWS) -> Iter
         with path.open("rb") as handle:
             parquet_file = pq.ParquetFile(handle)
             wanted = _checked_columns(path, parquet_file)
-            for batch in parquet_file.iter_batches(batch_size=batch_rows, columns=wanted):
+            for batch in row_group_batches(parquet_file, batch_rows, wanted):
                 parsed = _parsed_batch(batch, first_row)
                 if parsed.image_embeddings is not None:
                     lengths = pc.list_value_length(parsed.image_embeddings).drop_null()
