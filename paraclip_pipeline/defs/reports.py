@@ -1,6 +1,7 @@
 """benchmark_report: baseline vs fine-tuned on STS, held-out paraphrase pairs and more."""
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import dagster as dg
@@ -17,6 +18,7 @@ from paraclip_pipeline.defs.progress import heartbeat
 from paraclip_pipeline.defs.report_checks import RESULTS_METADATA_KEY
 from paraclip_pipeline.defs.resources import ClipModelResource, EvaluationResource, StorageResource
 from paraclip_pipeline.defs.training import CHECKPOINT_DIR_KEY, SEED_CHECKPOINTS_KEY, SEED_KEY
+from paraclip_pipeline.storage import STREAM_BATCH_ROWS, ParquetTable
 
 REPORT_GROUP = "evaluation"
 CHECKPOINT_KEY = dg.AssetKey(TEXT_ENCODER_CHECKPOINT)
@@ -48,7 +50,7 @@ def _latest_checkpoints(instance: dg.DagsterInstance) -> list[tuple[int | None, 
 )
 def benchmark_report(
     context: dg.AssetExecutionContext,
-    filtered_pairs: dict[str, pa.Table],
+    filtered_pairs: dict[str, ParquetTable],
     clip_model: ClipModelResource,
     evaluation: EvaluationResource,
     storage: StorageResource,
@@ -73,15 +75,19 @@ def benchmark_report(
     checkpoints = _latest_checkpoints(context.instance)
     checkpoint_dir = checkpoints[0][1]
     # Every loaded shard counts for the leakage check; only the trainable ones are scored.
-    pairs = pa.concat_tables(filtered_pairs[shard] for shard in sorted(filtered_pairs))
+    # Both stream the shards' files: only the test rows are held (issue 14).
     scored, excluded = select_trainable(context, filtered_pairs)
     if not scored:
         raise dg.Failure("no shard may be evaluated: " + excluded_summary(excluded))
-    heldout = pa.concat_tables(scored[shard] for shard in sorted(scored))
-    # Only the test split is scored; validation is for choosing settings.
-    heldout = heldout.filter(pc.equal(heldout[schema.SPLIT], schema.TEST))
+    heldout = _test_rows([scored[shard] for shard in sorted(scored)])
     for _, seed_dir in checkpoints:
         trained_ids = read_trained_caption_ids(seed_dir, read_manifest(seed_dir))
+        shards = (filtered_pairs[shard] for shard in sorted(filtered_pairs))
+        pairs = (
+            batch
+            for table in shards
+            for batch in table.batches(STREAM_BATCH_ROWS, [schema.CAPTION_ID, schema.TEXT])
+        )
         refuse_leaked_checkpoint(seed_dir.name, trained_ids, pairs, heldout)
     manifest = read_manifest(checkpoint_dir)
     config = EvaluationConfig(
@@ -166,6 +172,17 @@ def benchmark_report(
             **{key: float(value) for key, value in files.headline.items()},
         }
     )
+
+
+def _test_rows(shards: Sequence[ParquetTable]) -> pa.Table:
+    """The test split's rows of ``shards``, read batch by batch: only they are held, not
+    the shards (the validation split is for choosing settings, and is never scored)."""
+    kept = [
+        table.filter(pc.equal(table[schema.SPLIT], schema.TEST))
+        for shard in shards
+        for table in (pa.Table.from_batches([batch]) for batch in shard.batches(STREAM_BATCH_ROWS))
+    ]
+    return pa.concat_tables(kept).combine_chunks() if kept else shards[0].schema.empty_table()
 
 
 def _seeds_context(checkpoints: list[tuple[int | None, Path]]) -> dict[str, str]:

@@ -27,27 +27,50 @@ class LeakageError(EvaluationError):
 
 
 def leaked_test_captions(
-    trained_caption_ids: Iterable[str], pairs: pa.Table, test_rows: pa.Table
+    trained_caption_ids: Iterable[str] | pa.Array | pa.ChunkedArray,
+    pairs: Iterable[pa.Table | pa.RecordBatch],
+    test_rows: pa.Table,
 ) -> list[str]:
     """Test captions (as written in ``test_rows``) whose normalised text a trained row had.
 
-    ``pairs`` holds every row the trained ids may name (caption_id, text); ``test_rows``
-    the rows to be scored (text).
+    ``pairs`` holds every row the trained ids may name (caption_id, text), as a stream of
+    tables, so millions of training rows are never held at once: each batch keeps only
+    its rows whose normalised text is a test caption's (the test rows themselves, and any
+    copy), and only those are checked against the trained ids, once, at the end. Memory
+    is set by the test rows, a batch and the id array.
     """
-    trained = pairs.filter(
-        pc.is_in(pairs[schema.CAPTION_ID], pa.array(list(trained_caption_ids), pa.string()))
-    )
-    trained_texts = set(normalise_texts(trained[schema.TEXT].to_pylist()))
     test_texts = test_rows[schema.TEXT].to_pylist()
+    normalised_tests = normalise_texts(test_texts)
+    wanted = set(normalised_tests)
+    candidate_ids: list[str] = []
+    candidate_texts: list[str] = []
+    for batch in pairs:
+        normalised = normalise_texts(batch[schema.TEXT].to_pylist())
+        for caption_id, text in zip(batch[schema.CAPTION_ID].to_pylist(), normalised, strict=True):
+            if text in wanted:
+                candidate_ids.append(caption_id)
+                candidate_texts.append(text)
+    trained = (
+        trained_caption_ids
+        if isinstance(trained_caption_ids, pa.Array | pa.ChunkedArray)
+        else pa.array(list(trained_caption_ids), pa.string())
+    )
+    was_trained = pc.is_in(pa.array(candidate_ids, pa.string()), value_set=trained)
+    leaked = {
+        text for text, hit in zip(candidate_texts, was_trained.to_pylist(), strict=True) if hit
+    }
     return [
         text
-        for text, normalised in zip(test_texts, normalise_texts(test_texts), strict=True)
-        if normalised in trained_texts
+        for text, normalised in zip(test_texts, normalised_tests, strict=True)
+        if normalised in leaked
     ]
 
 
 def refuse_leaked_checkpoint(
-    checkpoint_id: str, trained_caption_ids: Iterable[str], pairs: pa.Table, test_rows: pa.Table
+    checkpoint_id: str,
+    trained_caption_ids: Iterable[str] | pa.Array | pa.ChunkedArray,
+    pairs: Iterable[pa.Table | pa.RecordBatch],
+    test_rows: pa.Table,
 ) -> None:
     """Raise LeakageError when any test caption was trained on (see leaked_test_captions)."""
     leaked = leaked_test_captions(trained_caption_ids, pairs, test_rows)

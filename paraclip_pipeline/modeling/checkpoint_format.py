@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from paraclip_pipeline import schema
@@ -74,6 +75,8 @@ def trained_caption_ids_path(checkpoint_dir: Path, manifest: Mapping[str, Any]) 
     return Path(checkpoint_dir) / str(manifest.get("trained_caption_ids_file", CAPTION_IDS_FILE))
 
 
-def read_trained_caption_ids(checkpoint_dir: Path, manifest: Mapping[str, Any]) -> list[str]:
+def read_trained_caption_ids(checkpoint_dir: Path, manifest: Mapping[str, Any]) -> pa.ChunkedArray:
+    """The caption ids a checkpoint trained on, as an Arrow column (5M ids: about 100 MB,
+    where a list of Python strings took several times that)."""
     path = trained_caption_ids_path(checkpoint_dir, manifest)
-    return pq.read_table(path).column(schema.CAPTION_ID).to_pylist()
+    return pq.read_table(path, columns=[schema.CAPTION_ID]).column(schema.CAPTION_ID)

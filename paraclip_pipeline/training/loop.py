@@ -82,7 +82,7 @@ class TrainResult:
     @property
     def trained_caption_ids(self) -> list[str]:
         """The trained rows' caption_ids, read from the checkpoint when asked for."""
-        return read_trained_caption_ids(self.checkpoint_dir, self.manifest)
+        return read_trained_caption_ids(self.checkpoint_dir, self.manifest).to_pylist()
 
     @classmethod
     def from_checkpoint_dir(cls, checkpoint_dir: Path) -> TrainResult:
