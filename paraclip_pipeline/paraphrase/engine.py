@@ -3,9 +3,10 @@
 A shard goes through ``StageRun.process_shard`` batch by batch with ONE cache lookup for
 the whole shard: a cache lookup costs about one scan of the cache whatever the number of
 keys (2.6-3.7 s against 10M answers), so a lookup per 65,536-row batch cost 41-59 s for a
-1M-caption shard, the whole shard's one lookup and its batches 9.5 s at load 3
-(``benchmarks/bench_paraphrase_cache.py``; ``paraphrase/cache.py`` has the figures; a
-shard over ``LOOKUP_SLICE_ROWS`` is looked up a 1M-row slice at a time). The
+1M-caption shard; the whole shard's one lookup takes 7.6-8.7 s against 10M answers
+(``benchmarks/bench_paraphrase_cache.py``; ``paraphrase/cache_lookup.py`` has the figures
+and runs it a key range at a time, so its memory is flat; a shard over
+``LOOKUP_SLICE_ROWS`` is looked up a 1M-row slice at a time). The
 shard is streamed twice (its texts out to a file for the lookup, then its rows against
 the hits sorted by row position), so memory stays set by the batch. ``process`` looks
 one batch up on its own (``run_paraphrase_stage``: a whole table as one batch).
