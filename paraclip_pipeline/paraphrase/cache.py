@@ -16,8 +16,9 @@ keeping a key-prefix index: a lookup of a whole shard (1M keys) touches every ke
 prefix anyway, so an index by prefix saves no reading for the bulk lookups the engine
 makes, while thousands of small files cost an open, a footer parse and a tiny row group
 each. Once ``COMPACT_AT_CHUNKS`` chunk files or ``COMPACT_AT_BYTES`` of them have
-accumulated, the next lookup merges them into one ``segment-<digest>.parquet`` sorted by
-key, renamed into place before the merged chunks are deleted; when more than
+accumulated, the next lookup merges them, at most that many at a time (a merge reads its
+chunks whole), into ``segment-<digest>.parquet`` files sorted by key, each renamed into
+place before its merged chunks are deleted; when more than
 ``MAX_SEGMENTS`` segments exist, the ``MERGE_FANIN`` smallest are merged the same way
 (size tiers, so each answer is rewritten O(log n) times). Chunks are written sorted by
 key and segments are sorted, so a merge is a streaming k-way merge (``sorted_merge``)
