@@ -45,6 +45,7 @@ from typing import TypeVar
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from paraclip_pipeline.paraphrase.cache_files import (
     ANSWER,
@@ -75,9 +76,12 @@ IDENTITY_FILE = "identity.json"
 CHUNK_GLOB = "chunk-*.parquet"
 SEGMENT_GLOB = "segment-*.parquet"
 COMPACT_AT_CHUNKS = 256
-# Loose chunks are read whole by a merge (and by every range of a lookup): 8 MiB of zstd
-# Parquet is about 100k answers, so the bound holds whatever the chunk size.
+# Loose chunks are read by every range of a lookup: compact once they hold 8 MiB.
 COMPACT_AT_BYTES = 8 << 20
+# A merge reads its loose chunks whole, so it takes at most this many of their rows (about
+# 20 MB in memory). Bounding the group by file bytes instead let 8 MiB of well-compressed
+# chunks hold 410k answers: 507 MB of Arrow memory, stage 1 of a 3M-caption shard 740 MB.
+COMPACT_GROUP_ROWS = 1 << 16
 MAX_SEGMENTS = 16
 MERGE_FANIN = 8
 READ_ATTEMPTS = 5  # re-list when a concurrent compaction removed a file being read
@@ -203,22 +207,25 @@ class ParaphraseCache:
         """Merge the loose chunk files into segments, then over-many segments; see above.
 
         A merge reads its chunks whole, so they go in groups of at most
-        ``COMPACT_AT_CHUNKS`` files and ``COMPACT_AT_BYTES`` (a stage with 64-answer
-        chunks leaves 15k of them per 1M captions between two lookups)."""
+        ``COMPACT_AT_CHUNKS`` files and ``COMPACT_GROUP_ROWS`` rows (counted in their
+        footers; a stage with 64-answer chunks leaves 15k of them per 1M captions between
+        two lookups)."""
         chunks = self.chunk_files()
         if chunks and len(chunks) >= (COMPACT_AT_CHUNKS if min_chunks is None else min_chunks):
             group: list[Path] = []
-            group_bytes = 0
+            group_rows = 0
             for path in chunks:
-                with contextlib.suppress(FileNotFoundError):  # merged by another process
-                    size = path.stat().st_size
-                    if group and (
-                        len(group) == COMPACT_AT_CHUNKS or group_bytes + size > COMPACT_AT_BYTES
-                    ):
-                        self._merge(group)
-                        group, group_bytes = [], 0
-                    group.append(path)
-                    group_bytes += size
+                try:
+                    rows = pq.read_metadata(path).num_rows
+                except FileNotFoundError:  # merged by another process
+                    continue
+                if group and (
+                    len(group) == COMPACT_AT_CHUNKS or group_rows + rows > COMPACT_GROUP_ROWS
+                ):
+                    self._merge(group)
+                    group, group_rows = [], 0
+                group.append(path)
+                group_rows += rows
             if group:
                 self._merge(group)
         while len(segments := self.segment_files()) > MAX_SEGMENTS:
