@@ -15,8 +15,10 @@ Measured with bench_data_scale's filtered_pairs stage (16,384-row batches, peak 
 the stage process, runs vary by 10-40 MB): one query over the whole shard (ORDER BY
 caption_id, LEFT JOIN the dedup window over every key, DuckDB at its 128 MB cap) peaked
 at 521 MB at 100k captions and 644 MB at 1M (1.24x), the sort and write-back alone
-taking the process from 440 to 600-650 MB. By range: 509-549 MB at 100k, 573-580 MB at
-1M (1.06-1.14x), byte-identical outputs; the stage took as long (30-33 s at 1M).
+taking the process from 440 to 600-650 MB; at 5M it failed ("failed to pin block").
+By range: 509-549 MB at 100k, 573-580 MB at 1M, 570 MB at 5M (1.04-1.14x of 100k),
+byte-identical outputs, no slower (30-33 s at 1M, 176-196 s at 5M). The 5M shard was
+the 1M one five times over with new ids and a word added to each copy's caption.
 """
 
 from __future__ import annotations
