@@ -17,8 +17,9 @@ caption_id, LEFT JOIN the dedup window over every key, DuckDB at its 128 MB cap)
 at 521 MB at 100k captions and 644 MB at 1M (1.24x), the sort and write-back alone
 taking the process from 440 to 600-650 MB; at 5M it failed ("failed to pin block").
 By range: 509-549 MB at 100k, 573-580 MB at 1M, 570 MB at 5M (1.04-1.14x of 100k),
-byte-identical outputs, no slower (30-33 s at 1M, 176-196 s at 5M). The 5M shard was
-the 1M one five times over with new ids and a word added to each copy's caption.
+byte-identical outputs, about as fast (1M: 29.5 s before, 31-33 s after on a loaded
+2-core machine; 5M: 176-196 s). The 5M shard was the 1M one five times over with new
+ids and a word added to each copy's caption.
 """
 
 from __future__ import annotations
