@@ -8,14 +8,16 @@ Same rows, same order, same verdicts and details as the in-memory ``apply_filter
    so judging rows that dedup will reject later changes no verdict). The judged rows go
    to a spill file in the work directory, and the dedup keys of the rows alive at dedup
    (caption id + normalised texts) to another.
-2. The rules that need the whole shard read those files with DuckDB, which spills to
-   disk past its memory limit: caption ids must be unique, and dedup rejects every row
-   of a key group but its smallest caption id ("duplicate of <that id>"), exactly what
-   dedup does in caption_id order in memory. Only the duplicates come back.
-3. DuckDB sorts the judged rows by caption_id and streams them back; the dedup verdicts
-   and the ``missing_text`` net are applied and each batch goes to the kept or the
-   rejected file (``parquet_stream``: atomic, hashed on the way). The pass rate, drop
-   counts and examples are tallied as they pass.
+2. The rules that need the whole shard run one caption-id range at a time
+   (``id_ranges``: the judged rows are split into one file per range, dedup's keys by a
+   hash of the key columns), in DuckDB, which spills to disk past its memory limit:
+   caption ids must be unique, and dedup rejects every row of a key group but its
+   smallest caption id ("duplicate of <that id>"), exactly what dedup does in caption_id
+   order in memory. Only the duplicates come back, to the file of their id range.
+3. DuckDB sorts each range's judged rows by caption_id, ranges in order, and streams them
+   back; the dedup verdicts and the ``missing_text`` net are applied and each batch goes
+   to the kept or the rejected file (``parquet_stream``: atomic, hashed on the way). The
+   pass rate, drop counts and examples are tallied as they pass.
 
 The language and meaning rules judge each row alone, so a batch is as good as the
 shard for them (the meaning rule's encoder batches its inputs anyway).
@@ -37,27 +39,26 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from paraclip_pipeline import schema
-from paraclip_pipeline.filtering import apply
+from paraclip_pipeline.filtering import apply, id_ranges
 from paraclip_pipeline.filtering import features as ft
 from paraclip_pipeline.filtering.rules import TEXT_COLUMNS, DedupRule, FilterRulesError, RuleSet
 from paraclip_pipeline.scratch import scratch_directory
-from paraclip_pipeline.storage import parquet_stream
+from paraclip_pipeline.storage import (
+    STREAM_BATCH_ROWS,
+    parquet_stream,
+    rebatched,
+    row_group_batches,
+)
 
 if TYPE_CHECKING:
     from paraclip_pipeline.modeling.sentence_encoder import SentenceEncoder
 
-# DuckDB's share of the budget: sorts and groups past it spill to the work directory. One
-# thread: each thread holds its own sort runs, and with two the 1M-row sort peaked 250 MB
-# above the 100k one (bench_data_scale); 64 MB runs out (a block cannot be pinned).
-DUCKDB_MEMORY_LIMIT = "128MB"
-DUCKDB_THREADS = 1
 # Rows judged, and fetched back sorted, at a time, whatever the caller's batch: the rules'
 # working set (word lists, features) is a few kB a row, so 65k-row batches made 150-250 MB
 # spikes, and a shard of many batches hit a higher one than a shard of two.
 WORK_ROWS = 16_384
 _ALIVE_AT_DEDUP = "__alive_at_dedup"
 _BLANK = "__blank"
-_DUPLICATE_DETAIL = "__duplicate_detail"
 
 
 @dataclass(frozen=True)
@@ -92,32 +93,12 @@ def _dedup_keys(frame: pl.DataFrame, rule: DedupRule) -> pl.DataFrame:
     )
 
 
-class _Spill:
-    """A Parquet file in the work directory, opened on the first batch."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._writer: pq.ParquetWriter | None = None
-
-    def write(self, table: pa.Table) -> None:
-        if self._writer is None:
-            self._writer = pq.ParquetWriter(self.path, table.schema, compression="zstd")
-        self._writer.write_table(table)
-
-    def close(self) -> bool:
-        """Close; False when nothing was written."""
-        if self._writer is None:
-            return False
-        self._writer.close()
-        return True
-
-
 def _judge_batches(
     batches: Iterable[pa.Table],
     rules: RuleSet,
     encoder: SentenceEncoder | None,
-    judged: _Spill,
-    keys: _Spill,
+    judged: id_ranges.Spill,
+    keys: id_ranges.Spill,
 ) -> pa.Schema | None:
     """Step 1 of the module docstring; returns the validated input schema (None: no rows)."""
     before, dedup, after = _split_at_dedup(rules)
@@ -157,59 +138,10 @@ def _judge_batches(
     return input_schema
 
 
-def _connect(work_dir: Path) -> duckdb.DuckDBPyConnection:
-    connection = duckdb.connect()
-    connection.execute(f"SET memory_limit = '{DUCKDB_MEMORY_LIMIT}'")
-    connection.execute(f"SET threads = {DUCKDB_THREADS}")
-    spill = str(work_dir / "duckdb").replace("'", "''")
-    connection.execute(f"SET temp_directory = '{spill}'")
-    connection.execute("SET preserve_insertion_order = false")
-    return connection
-
-
-def _check_unique_ids(connection: duckdb.DuckDBPyConnection, judged: Path) -> None:
-    repeated = connection.execute(
-        f"SELECT {schema.CAPTION_ID} FROM read_parquet(?) GROUP BY 1 HAVING count(*) > 1 "
-        "ORDER BY 1 LIMIT 1",
-        [str(judged)],
-    ).fetchone()
-    if repeated is not None:
-        raise apply.FilterInputError(
-            f"caption_id must be unique; '{repeated[0]}' appears more than once"
-        )
-
-
-def _sorted_verdicts(
-    connection: duckdb.DuckDBPyConnection,
-    judged: Path,
-    keys: Path | None,
-    dedup: DedupRule | None,
-    batch_rows: int,
-) -> Iterator[pa.RecordBatch]:
-    """Step 2-3: the judged rows in caption_id order with dedup's detail where it rejects."""
-    if keys is None or dedup is None:
-        duplicates = f"SELECT NULL::VARCHAR AS {schema.CAPTION_ID}, NULL::VARCHAR AS detail LIMIT 0"
-    else:
-        group = ", ".join(f"key_{i}" for i in range(len(dedup.columns)))
-        window = f"OVER (PARTITION BY {group} ORDER BY {schema.CAPTION_ID})"
-        duplicates = (
-            f"SELECT {schema.CAPTION_ID}, 'duplicate of ' || first_value({schema.CAPTION_ID}) "
-            f"{window} AS detail FROM read_parquet($keys) QUALIFY row_number() {window} > 1"
-        )
-    query = (
-        f"SELECT judged.*, duplicates.detail AS {_DUPLICATE_DETAIL} "
-        f"FROM read_parquet($judged) AS judged LEFT JOIN ({duplicates}) AS duplicates "
-        f"USING ({schema.CAPTION_ID}) ORDER BY {schema.CAPTION_ID}"
-    )
-    parameters = {"judged": str(judged)} | ({} if keys is None else {"keys": str(keys)})
-    reader = connection.execute(query, parameters).fetch_record_batch(min(batch_rows, WORK_ROWS))
-    yield from reader
-
-
 def _final_verdicts(batch: pa.RecordBatch, dedup: DedupRule | None) -> pl.DataFrame:
     frame = pl.from_arrow(pa.Table.from_batches([batch]))
     assert isinstance(frame, pl.DataFrame)
-    duplicate = pl.col(_ALIVE_AT_DEDUP) & pl.col(_DUPLICATE_DETAIL).is_not_null()
+    duplicate = pl.col(_ALIVE_AT_DEDUP) & pl.col(id_ranges.DUPLICATE_DETAIL).is_not_null()
     missing = pl.col(schema.REJECTED_BY).is_null() & pl.col(_BLANK)
     dedup_name = dedup.name if dedup is not None else ""
     return frame.with_columns(
@@ -220,7 +152,7 @@ def _final_verdicts(batch: pa.RecordBatch, dedup: DedupRule | None) -> pl.DataFr
         .otherwise(pl.col(schema.REJECTED_BY))
         .alias(schema.REJECTED_BY),
         pl.when(duplicate)
-        .then(pl.col(_DUPLICATE_DETAIL))
+        .then(pl.col(id_ranges.DUPLICATE_DETAIL))
         .when(missing)
         .then(pl.lit(apply.MISSING_TEXT_DETAIL))
         .otherwise(pl.col(apply.REJECT_DETAIL))
@@ -263,13 +195,16 @@ def stream_filter_rules(
     _, dedup, _ = _split_at_dedup(rules)
     parent = Path(tempfile.gettempdir()) if work_dir is None else Path(work_dir)
     with scratch_directory(parent, "paraclip-filter-") as work:
-        judged, keys = _Spill(work / "judged.parquet"), _Spill(work / "keys.parquet")
+        judged = id_ranges.Spill(work / "judged.parquet")
+        keys = id_ranges.Spill(work / "keys.parquet")
         try:
             input_schema = _judge_batches(batches, rules, encoder, judged, keys)
         finally:
             has_judged, has_keys = judged.close(), keys.close()
         if input_schema is None or not has_judged:
             raise apply.FilterInputError("no rows to filter")
+        bounds = id_ranges.id_bounds(judged.rows)
+        judged_ranges = id_ranges.split_by_id(judged.path, bounds)
         rejected_schema = input_schema.append(pa.field(schema.REJECTED_BY, pa.string())).append(
             pa.field(apply.REJECT_DETAIL, pa.string())
         )
@@ -277,15 +212,18 @@ def stream_filter_rules(
         examples: dict[str, list[str]] = {}
         rows_in = 0
         with (
-            _connect(work) as connection,
+            id_ranges.connect(work) as connection,
             parquet_stream(kept_target, schema.FILTERED_PAIRS_SCHEMA) as kept,
             parquet_stream(rejected_target, rejected_schema) as rejected,
         ):
-            _check_unique_ids(connection, judged.path)
-            ordered = _sorted_verdicts(
-                connection, judged.path, keys.path if has_keys else None, dedup, batch_rows
-            )
-            for batch in ordered:
+            fetch_rows = min(batch_rows, WORK_ROWS)
+            duplicates: list[Path | None] = [None] * len(judged_ranges)
+            if has_keys and dedup is not None:
+                duplicates = id_ranges.write_duplicates(
+                    connection, keys.path, len(dedup.columns), bounds, fetch_rows
+                )
+            ordered = id_ranges.sorted_ranges(connection, judged_ranges, duplicates, fetch_rows)
+            for batch in rebatched(ordered, fetch_rows):
                 frame = _final_verdicts(batch, dedup)
                 rows_in += frame.height
                 is_kept = frame[schema.REJECTED_BY].is_null()
@@ -355,25 +293,53 @@ class KeptQuality:
     duplicate_ids: int
 
 
+def _count(mask: pa.Array) -> int:
+    return int(pc.sum(mask, min_count=0).as_py())
+
+
+def _unsorted_duplicate_ids(path: Path) -> int:
+    with duckdb.connect() as connection:
+        row = connection.execute(
+            f"SELECT count(*) - count(DISTINCT {schema.CAPTION_ID}) FROM read_parquet(?)",
+            [str(path)],
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
 def kept_quality(path: Path) -> KeptQuality:
-    """Schema, null/empty texts and repeated ids of a kept file, read by DuckDB (no rows
-    are loaded into Python)."""
-    found = pq.read_schema(path)
+    """Schema, null/empty texts and repeated ids of a kept file, read a row group at a time.
+
+    The filter writes kept rows in caption_id order, so a repeated id is a neighbour of
+    itself: DuckDB's count(DISTINCT) over a 5M-row kept file raised the stage's peak by
+    310 MB (72 MB at 100k; still 230 MB at a 128 MB memory limit). A file not in that
+    order has its ids counted by DuckDB.
+    """
+    source = pq.ParquetFile(path)
+    found = source.schema_arrow
     mismatched = [
         field.name
         for field in schema.FILTERED_PAIRS_SCHEMA
         if field.name not in found.names or not found.field(field.name).type.equals(field.type)
     ]
     texts = [name for name in TEXT_COLUMNS if name in found.names]
-    empty = " + ".join(f"count(*) FILTER (WHERE {c} IS NULL OR length({c}) = 0)" for c in texts)
-    ids = (
-        f"count(*) - count(DISTINCT {schema.CAPTION_ID})"
-        if schema.CAPTION_ID in found.names
-        else "count(*)"
-    )
-    with duckdb.connect() as connection:
-        row = connection.execute(
-            f"SELECT {empty or '0'}, {ids} FROM read_parquet(?)", [str(path)]
-        ).fetchone()
-    assert row is not None
-    return KeptQuality(mismatched, int(row[0]), int(row[1]))
+    has_ids = schema.CAPTION_ID in found.names
+    empty, repeats, ordered, last = 0, 0, True, pa.array([], pa.string())
+    columns = [*texts, schema.CAPTION_ID] if has_ids else texts
+    for batch in row_group_batches(source, STREAM_BATCH_ROWS, columns):
+        for name in texts:
+            cells = batch.column(name)
+            empty += cells.null_count + _count(pc.equal(pc.utf8_length(cells.cast(pa.string())), 0))
+        if has_ids:
+            ids = pa.concat_arrays([last, batch.column(schema.CAPTION_ID).cast(pa.string())])
+            before, after = ids.slice(0, len(ids) - 1), ids.slice(1)
+            repeats += _count(pc.equal(before, after))
+            ordered = ordered and _count(pc.greater(before, after)) == 0
+            last = ids.slice(len(ids) - 1)
+    if not has_ids:
+        duplicates = source.metadata.num_rows
+    elif ordered:
+        duplicates = repeats
+    else:
+        duplicates = _unsorted_duplicate_ids(path)
+    return KeptQuality(mismatched, empty, duplicates)

@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from paraclip_pipeline.hex_ranges import PREFIX_SPACE, range_bounds, range_count
 from paraclip_pipeline.paraphrase.cache_files import (
     ANSWER,
     CACHE_SCHEMA,
@@ -45,7 +46,7 @@ from paraclip_pipeline.storage import ParquetTable
 BUCKET_KEYS = 1 << 16
 LOOKUP_MEMORY_LIMIT = "96MB"
 LOOKUP_THREADS = 2
-KEY_PREFIX_SPACE = 16**3  # ranges split the keys by their first three hex digits
+KEY_PREFIX_SPACE = PREFIX_SPACE  # ranges split the keys by their first three hex digits
 # A shard lookup's output columns (``lookup_shard``).
 POSITION = "row_position"
 LAST_POSITION = "last_row_position"
@@ -81,10 +82,7 @@ def key_ranges(wanted: int) -> list[tuple[str, str]]:
     """(low, high) key bounds, high exclusive, that split ``wanted`` keys (uniform hashes)
     into ranges of about ``BUCKET_KEYS``: a power of two of them, on the first three hex
     digits ("" and "~" bound every hex key)."""
-    count = 1
-    while count < KEY_PREFIX_SPACE and count * BUCKET_KEYS < wanted:
-        count *= 2
-    bounds = [f"{number * KEY_PREFIX_SPACE // count:03x}" for number in range(1, count)]
+    bounds = range_bounds(range_count(wanted, BUCKET_KEYS))
     return list(zip(["", *bounds], [*bounds, "~"], strict=True))
 
 

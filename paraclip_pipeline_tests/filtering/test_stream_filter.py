@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
 import random
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
 from paraclip_pipeline import schema
-from paraclip_pipeline.filtering.apply import FilterInputError, apply_filter_rules
+from paraclip_pipeline.filtering import id_ranges
+from paraclip_pipeline.filtering.apply import REJECT_DETAIL, FilterInputError, apply_filter_rules
 from paraclip_pipeline.filtering.stream import stream_filter_rules
+from paraclip_pipeline.hex_ranges import range_numbers
 from paraclip_pipeline.storage import table_fingerprint
 from paraclip_pipeline_tests.filtering.builders import pairs_table, rule, rule_set
 
@@ -92,3 +96,56 @@ def test_a_caption_id_repeated_across_batches_is_refused(tmp_path: Path) -> None
             batch_rows=10,
         )
     assert not (tmp_path / "k.parquet").exists()
+
+
+def _hex_ids(table: pa.Table) -> pa.Table:
+    """``table`` with caption ids spread like real ones (16 hex digits of blake2b)."""
+    ids = [hashlib.blake2b(str(i).encode(), digest_size=8).hexdigest() for i in range(len(table))]
+    index = table.schema.get_field_index(schema.CAPTION_ID)
+    return table.set_column(index, table.schema.field(index), pa.array(ids, pa.string()))
+
+
+def _filtered(table: pa.Table, directory: Path) -> tuple[bytes, bytes]:
+    directory.mkdir()
+    kept, rejected = directory / "kept.parquet", directory / "rejected.parquet"
+    stream_filter_rules(
+        [table.slice(start, 16) for start in range(0, len(table), 16)],
+        RULES,
+        None,
+        kept_target=kept,
+        rejected_target=rejected,
+        batch_rows=16,
+        work_dir=directory,
+    )
+    return kept.read_bytes(), rejected.read_bytes()
+
+
+def test_caption_id_ranges_give_the_one_range_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    table = _hex_ids(_shuffled(pairs_table(*_rows())))
+    whole = _filtered(table, tmp_path / "whole")
+    monkeypatch.setattr(id_ranges, "RANGE_ROWS", 4)  # 16 id ranges, 8 dedup key parts
+    bounds = id_ranges.id_bounds(len(table))
+    assert len(bounds) == 15
+    ranged = _filtered(table, tmp_path / "ranged")
+    assert ranged == whole
+    expected = apply_filter_rules(table, RULES, None)
+    assert pq.read_table(tmp_path / "ranged" / "kept.parquet").equals(expected.kept)
+    duplicates = expected.rejected.filter(pc.equal(expected.rejected[schema.REJECTED_BY], "dedup"))
+    first_ids = pc.replace_substring(duplicates[REJECT_DETAIL], "duplicate of ", "")
+    crossing = range_numbers(duplicates[schema.CAPTION_ID], bounds) != range_numbers(
+        first_ids, bounds
+    )
+    assert crossing.any()  # key groups that span caption-id ranges
+
+
+def test_a_repeated_caption_id_is_refused_in_its_range(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    table = _hex_ids(pairs_table(*_rows()))
+    repeated = sorted(table[schema.CAPTION_ID].to_pylist())[40]
+    monkeypatch.setattr(id_ranges, "RANGE_ROWS", 4)
+    twice = pa.concat_tables([table, table.filter(pc.equal(table[schema.CAPTION_ID], repeated))])
+    with pytest.raises(FilterInputError, match=f"'{repeated}' appears more than once"):
+        _filtered(twice, tmp_path / "out")
