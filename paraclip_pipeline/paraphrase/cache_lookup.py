@@ -103,6 +103,9 @@ def bounded_duckdb() -> Iterator[duckdb.DuckDBPyConnection]:
                 "threads": LOOKUP_THREADS,
                 "temp_directory": spill,
                 "preserve_insertion_order": False,
+                # It keeps the bytes of every Parquet file read (about 6 MB more per range
+                # query in the filter), for reads that never repeat here.
+                "enable_external_file_cache": False,
             }
         ) as connection,
     ):
