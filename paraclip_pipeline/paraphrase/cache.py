@@ -79,11 +79,15 @@ COMPACT_AT_CHUNKS = 256
 # Loose chunks are read by every range of a lookup: compact once they hold 8 MiB.
 COMPACT_AT_BYTES = 8 << 20
 # A merge reads its loose chunks whole, so it takes at most this many of their rows (about
-# 20 MB in memory). Bounding the group by file bytes instead let 8 MiB of well-compressed
+# 5 MB in memory). Bounding the group by file bytes instead let 8 MiB of well-compressed
 # chunks hold 410k answers: 507 MB of Arrow memory, stage 1 of a 3M-caption shard 740 MB.
-COMPACT_GROUP_ROWS = 1 << 16
+COMPACT_GROUP_ROWS = 1 << 14
 MAX_SEGMENTS = 16
-MERGE_FANIN = 8
+# Segments merged at once; each holds a row group being read. Compacting 1M answers (122
+# chunks of 8,192) into a cache of 1-4M, Arrow's peak: fan-in 8, 16,384-row groups and
+# groups of 65,536 chunk rows 104-110 MB; fan-in 4, 8,192-row groups, 16,384 rows 30 MB
+# (each round 6 -> 8 s).
+MERGE_FANIN = 4
 READ_ATTEMPTS = 5  # re-list when a concurrent compaction removed a file being read
 T = TypeVar("T")
 

@@ -65,11 +65,12 @@ HIT_COLUMNS = [field.name for field in fields(CacheHit)]
 
 # Small enough that a range of a lookup reads little more than its keys' share of a
 # segment, and a merge's segment inputs hold a few MB each.
-SEGMENT_ROW_GROUP = 16 * 1024
+SEGMENT_ROW_GROUP = 8 * 1024
 # Rows a merge takes from each segment at a time: it holds a few batches per input (its
 # buffer, the rows it sorts, the rows it keeps). 16,384 took a merge of 8 segments to
-# 194 MB of Arrow memory; 4,096 to 96 MB (bench: 250 chunks of 8,192 answers).
-SEGMENT_READ_ROWS = 4096
+# 194 MB of Arrow memory; 4,096 to 96 MB (bench: 250 chunks of 8,192 answers); see
+# ``cache.MERGE_FANIN`` for the settings kept.
+SEGMENT_READ_ROWS = 2048
 MERGE_ORDER = [(KEY, "ascending"), (ANSWER, "ascending"), (HYGIENE_VERSION, "ascending")]
 
 
