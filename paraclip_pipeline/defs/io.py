@@ -75,6 +75,8 @@ class ArrowParquetIOManager(dg.UPathIOManager):
         wanted = context.dagster_type.typing_type
         # An unpartitioned consumer's ``dict[str, ParquetTable]`` gets one handle per shard.
         if ParquetTable in (wanted, *typing.get_args(wanted)):
+            if not path.exists():  # as reading would: a missing partition is left out
+                raise FileNotFoundError(f"no such partition file: {path}")
             return ParquetTable(str(path))
         with path.open("rb") as handle:
             return pq.read_table(handle)
