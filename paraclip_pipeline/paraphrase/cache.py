@@ -235,7 +235,10 @@ class ParaphraseCache:
         while len(segments := self.segment_files()) > MAX_SEGMENTS:
             smallest = sorted(segments, key=lambda path: path.stat().st_size)[:MERGE_FANIN]
             if self._merge(smallest) is None:
-                return
+                break
+        # Hand the merges' freed pages back before the lookup that follows allocates its own:
+        # in stage 1 of a 5M-caption shard the peak came right after each compaction.
+        pa.default_memory_pool().release_unused()
 
     def _merge(self, files: Sequence[Path]) -> Path | None:
         names = "\n".join(sorted(path.name for path in files))
