@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from paraclip_pipeline.hex_ranges import PREFIX_SPACE, range_bounds, range_count
+from paraclip_pipeline.hex_ranges import range_bounds, range_count, range_numbers
 from paraclip_pipeline.paraphrase.cache_files import (
     ANSWER,
     CACHE_SCHEMA,
@@ -46,13 +46,11 @@ from paraclip_pipeline.storage import ParquetTable
 BUCKET_KEYS = 1 << 16
 LOOKUP_MEMORY_LIMIT = "96MB"
 LOOKUP_THREADS = 2
-KEY_PREFIX_SPACE = PREFIX_SPACE  # ranges split the keys by their first three hex digits
 # A shard lookup's output columns (``lookup_shard``).
 POSITION = "row_position"
 LAST_POSITION = "last_row_position"
 FOUND = "cached"
 STALE_ANSWER = "stale_answer"
-KEY_RANGE = "key_range"
 # ``ParaphraseCache.key`` of ``input_text`` in DuckDB, for the ``$namespace`` parameter.
 KEY_SQL = f"sha256($namespace || chr(0) || {INPUT_TEXT})"
 # Of a key's rows, the one every reader takes: the smallest raw answer.
@@ -126,21 +124,17 @@ def write_keyed_ranges(
     where = f"FROM read_parquet($positions) WHERE {POSITION} >= $first AND {POSITION} < $end"
     counted = connection.execute(f"SELECT count(*) {where}", parameters).fetchone()
     ranges = key_ranges(counted[0] if counted else 0)
+    bounds = [low for low, _ in ranges[1:]]
     reader = connection.execute(
-        f"SELECT {POSITION}, {KEY_SQL} AS {KEY}, "
-        f"('0x' || {KEY}[1:3])::INTEGER * {len(ranges)} // {KEY_PREFIX_SPACE} AS {KEY_RANGE} "
-        + where,
-        parameters | {"namespace": namespace},
+        f"SELECT {POSITION}, {KEY_SQL} AS {KEY} {where}", parameters | {"namespace": namespace}
     ).to_arrow_reader(SEGMENT_ROW_GROUP)
-    keyed_schema = pa.schema([reader.schema.field(POSITION), reader.schema.field(KEY)])
     paths = [scratch / f"keyed-{number}.parquet" for number in range(len(ranges))]
     with contextlib.ExitStack() as stack:
-        writers = [stack.enter_context(pq.ParquetWriter(path, keyed_schema)) for path in paths]
+        writers = [stack.enter_context(pq.ParquetWriter(path, reader.schema)) for path in paths]
         for batch in reader:
-            numbers = batch.column(KEY_RANGE).to_numpy()
-            keyed = batch.select([POSITION, KEY])
+            numbers = range_numbers(batch.column(KEY), bounds)
             for number in np.unique(numbers):
-                writers[number].write_batch(keyed.filter(pa.array(numbers == number)))
+                writers[number].write_batch(batch.filter(pa.array(numbers == number)))
     return list(zip(paths, ranges, strict=True))
 
 

@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from paraclip_pipeline import hex_ranges
 from paraclip_pipeline.paraphrase import cache as cache_module
 from paraclip_pipeline.paraphrase import cache_files, cache_lookup
 from paraclip_pipeline.paraphrase.cache import CachedAnswer, ParaphraseCache
@@ -45,7 +46,7 @@ def test_key_ranges_split_the_key_space_by_size() -> None:
     ranges = key_ranges(5 * cache_lookup.BUCKET_KEYS)
     assert len(ranges) == 8 and ranges[0] == ("", "200") and ranges[-1] == ("e00", "~")
     assert all(high == low for (_, high), (low, _) in itertools.pairwise(ranges))
-    assert len(key_ranges(10**12)) == cache_lookup.KEY_PREFIX_SPACE
+    assert len(key_ranges(10**12)) == hex_ranges.PREFIX_SPACE
 
 
 def _answer(text: str, raw: str, version: str = "v1") -> CachedAnswer:
