@@ -143,10 +143,12 @@ class ParaphraseCache:
                 if attempts == READ_ATTEMPTS or all(path.exists() for path in files):
                     raise  # not a file removed by a concurrent compaction: re-listing won't help
             except duckdb.InvalidInputException as exc:
-                raise CacheCorruptError(
-                    f"cannot read paraphrase cache in {self.directory}: {exc}"
-                ) from exc
+                raise self._corrupt(exc) from exc
         return None
+
+    def _corrupt(self, exc: Exception) -> CacheCorruptError:
+        """A lookup (DuckDB) or a compaction (pyarrow) met a file that is not a cache file."""
+        return CacheCorruptError(f"cannot read paraphrase cache in {self.directory}: {exc}")
 
     def _read(self, keys: Iterable[str], columns: list[str]) -> pa.Table | None:
         """One row per cached key among ``keys`` (duplicates: the smallest raw answer).
@@ -223,6 +225,8 @@ class ParaphraseCache:
                     rows = pq.read_metadata(path).num_rows
                 except FileNotFoundError:  # merged by another process
                     continue
+                except pa.ArrowException as exc:
+                    raise self._corrupt(exc) from exc
                 if group and (
                     len(group) == COMPACT_AT_CHUNKS or group_rows + rows > COMPACT_GROUP_ROWS
                 ):
@@ -250,6 +254,8 @@ class ParaphraseCache:
             if all(path.exists() for path in files):
                 raise
             return None  # a concurrent compaction took some of these files: it merged them
+        except pa.ArrowException as exc:  # the temporary is gone, every input kept
+            raise self._corrupt(exc) from exc
         for path in files:
             path.unlink(missing_ok=True)
         return target

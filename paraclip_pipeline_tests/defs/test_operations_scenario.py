@@ -39,8 +39,38 @@ from paraclip_pipeline_tests.ui.harness import (
 
 pytestmark = pytest.mark.slow
 
+# Eight more captions a shard, so that any shard alone, or any two, hold enough train rows
+# for a contrastive batch: automation may train on the first shards built (under load, two
+# of the fixture's small shards once left one train row, and that training run failed).
+MORE_CAPTIONS = [
+    "a black dog catching a frisbee in the air",
+    "a bowl of soup on a wooden kitchen table",
+    "a train crossing a long stone bridge",
+    "a little boy riding a tricycle on the sidewalk",
+    "a pile of oranges at a fruit stand",
+    "a sailboat on the ocean at sunset",
+    "a woman walking a dog along the river",
+    "a giraffe eating leaves from a tall tree",
+    "a tall clock tower in the middle of a town square",
+    "a man fixing a flat tire on his car",
+    "a group of sheep standing in a green pasture",
+    "a laptop and a phone on an office desk",
+    "a pizza with mushrooms and olives on a tray",
+    "an airplane flying low over the rooftops",
+    "a couple sitting on a bench under a tree",
+    "a bus stopped at a red traffic light",
+    "a grey kitten playing with a ball of yarn",
+    "a surfer riding a big wave near the shore",
+    "a child eating ice cream in the park",
+    "a vase of red roses on a windowsill",
+    "an elephant walking through tall dry grass",
+    "a bakery window full of fresh bread",
+    "a skier going down a snowy slope",
+    "a fire truck parked in front of a station",
+]
 GOOD = {"good-a": SHARD_CAPTIONS["shard-a"], "good-b": SHARD_CAPTIONS["shard-b"]}
 GOOD["good-c"] = [caption.replace("a ", "one ", 1) for caption in SHARD_CAPTIONS["shard-b"]]
+GOOD = {key: [*captions, *MORE_CAPTIONS[i::3]] for i, (key, captions) in enumerate(GOOD.items())}
 QUARANTINED_FILES = {
     "broken.jsonl": b'{"caption": "a dog"}\n{"caption": \n',
     "empty.jsonl": b"\n  \n",

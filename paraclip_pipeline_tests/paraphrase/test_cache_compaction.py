@@ -19,6 +19,7 @@ from paraclip_pipeline.paraphrase.cache import (
     CachedAnswer,
     ParaphraseCache,
 )
+from paraclip_pipeline.paraphrase.errors import CacheCorruptError
 
 IDENTITY = {"backend": "test", "model": "m"}
 
@@ -124,3 +125,25 @@ def test_the_duckdb_lookup_equals_the_pyarrow_scan(
     assert {key: (*astuple(hit), raw[key]) for key, hit in hits.items()} == expected
     assert any(raw[key].startswith("answer again") for key in twice)  # both orders of winner occur
     assert any(not raw[key].startswith("answer again") for key in twice)
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated"])
+def test_a_corrupt_chunk_is_a_clear_error_and_nothing_is_lost(tmp_path: Path, damage: str) -> None:
+    cache = ParaphraseCache(tmp_path / "c", IDENTITY)
+    texts = _fill(cache, chunks=3, per_chunk=2)
+    good = cache.chunk_files()
+    bad = cache.directory / "chunk-0000000000000000000000000000dead.parquet"
+    data = good[0].read_bytes()
+    bad.write_bytes(b"not a parquet file" if damage == "garbage" else data[: len(data) // 2])
+    before = {path: path.read_bytes() for path in cache.chunk_files()}
+
+    for attempt in (
+        lambda: cache.compact(min_chunks=1),
+        lambda: cache.lookup([cache.key(texts[0])]),
+    ):
+        with pytest.raises(CacheCorruptError, match=str(cache.directory)):
+            attempt()
+        # Every input file is kept as it was; no segment or temporary is left behind.
+        assert {path: path.read_bytes() for path in cache.chunk_files()} == before
+        assert cache.segment_files() == []
+        assert sorted(p.name for p in cache.directory.glob(".*")) == []
