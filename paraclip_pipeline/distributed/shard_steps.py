@@ -1,6 +1,6 @@
 """The per-shard data steps as plain functions of (shard key, options) -> record, for Ray.
 
-Each step calls the same plain function its in-process asset calls (``read_shard_checked``,
+Each step calls the same plain function its in-process asset calls (``stream_shard``,
 ``StageRun.process_shard``, ``stream_filter_rules``, ``stream_image_embeddings``), reads its
 inputs from and writes its output to the storage layout the IO manager uses
 (``assets/<step>/<shard>.parquet``, atomically), and reports the data version the
@@ -17,8 +17,6 @@ from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any, Literal, TypedDict
 
-import pyarrow as pa
-
 from paraclip_pipeline import schema
 from paraclip_pipeline.asset_names import (
     FILTERED_PAIRS,
@@ -33,8 +31,6 @@ from paraclip_pipeline.storage import (
     ParquetTable,
     StorageLayout,
     parquet_stream,
-    table_fingerprint,
-    write_parquet_atomic,
 )
 
 # What every step returns for one shard; the Dagster side reports it as that partition's
@@ -62,13 +58,6 @@ def _layout(options: StepOptions) -> StorageLayout:
     return StorageLayout(Path(options["storage_root"]))
 
 
-def _record(
-    options: StepOptions, asset: str, shard_key: str, table: pa.Table, **metadata: Any
-) -> ShardRecord:
-    path = write_parquet_atomic(table, _layout(options).partition_file(asset, shard_key))
-    return _built(shard_key, len(table), table_fingerprint(table), path, metadata)
-
-
 def _built(
     shard_key: str, rows: int, data_version: str, path: Path, metadata: dict[str, Any]
 ) -> ShardRecord:
@@ -85,16 +74,28 @@ def _built(
 
 
 def ingest_shard(shard_key: str, options: StepOptions) -> ShardRecord:
-    """raw_captions: data version = the shard file's sha256, as in-process."""
-    from paraclip_pipeline.sources import find_shard, read_shard_checked, shard_content_hash
+    """raw_captions, streamed as the in-process asset streams it (``stream_shard``, the
+    caption ids' first pass spilled under the storage root's scratch), so a LAION-size shard
+    never sits in a Ray worker's memory; data version = the shard file's sha256, as
+    in-process. An empty or unreadable shard raises before anything is written."""
+    from paraclip_pipeline.sources import find_shard, shard_content_hash, stream_shard
 
-    shard = find_shard(options["location"], shard_key)
-    read = read_shard_checked(
-        shard, max_caption_chars=options["max_caption_chars"], image_root=options["image_root"]
+    shard, layout = find_shard(options["location"], shard_key), _layout(options)
+    layout.scratch_dir.mkdir(parents=True, exist_ok=True)
+    stream = stream_shard(
+        shard,
+        max_caption_chars=options["max_caption_chars"],
+        image_root=options["image_root"],
+        batch_rows=options["batch_rows"],
+        spill_dir=layout.scratch_dir,
     )
-    record = _record(options, RAW_CAPTIONS, shard_key, read.table, format=shard.format)
-    record["data_version"] = shard_content_hash(shard)
-    return record
+    target = layout.partition_file(RAW_CAPTIONS, shard_key)
+    with parquet_stream(target, schema.RAW_CAPTIONS_SCHEMA) as writer:
+        for table, _image_problems in stream.batches:
+            writer.write(table)
+    return _built(
+        shard_key, writer.rows, shard_content_hash(shard), target, {"format": shard.format}
+    )
 
 
 def paraphraser_config(options: StepOptions):

@@ -3,15 +3,15 @@ versions as one batch, and no stage ever holds more than a batch of rows."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import dagster as dg
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from paraclip_pipeline.asset_names import RAW_CAPTIONS, STAGE1_PARAPHRASES, STAGE2_PARAPHRASES
-from paraclip_pipeline.defs.resources import ParaphraserResource
+from paraclip_pipeline.defs.resources import ParaphraserResource, ShardSourceResource
 from paraclip_pipeline.distributed.shard_steps import STEPS, StepOptions
 from paraclip_pipeline.filtering import apply
 from paraclip_pipeline.paraphrase.engine import StageRun
@@ -95,11 +95,12 @@ def test_no_stage_holds_more_than_a_batch(tmp_path: Path, monkeypatch: pytest.Mo
     assert written.num_rows == rows and written.num_row_groups >= rows // batch_rows
 
 
-def test_ray_paraphrase_steps_write_the_in_process_bytes(
+def test_ray_ingest_and_paraphrase_steps_write_the_in_process_bytes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The Ray engine's paraphrase steps (plain functions: no cluster needed) stream a shard
-    of several batches as the assets do: the same bytes and data versions."""
+    """The Ray engine's ingest and paraphrase steps (plain functions: no cluster needed)
+    stream a shard of several batches as the assets do: the same bytes and data versions,
+    and the ingest never holds more than a batch."""
     use_cheap_rewriter(monkeypatch)
     shards, root, ray_root = tmp_path / "shards", tmp_path / "in-process", tmp_path / "ray"
     write_laion_shard(shards, KEY, 300)
@@ -107,15 +108,26 @@ def test_ray_paraphrase_steps_write_the_in_process_bytes(
         result = materialize_stages(shards, root, KEY, 64, rules_without_models(tmp_path), instance)
     versions, files = _versions(result), stage_files(root, KEY)
     ray_files = stage_files(ray_root, KEY)
-    ray_files[RAW_CAPTIONS].parent.mkdir(parents=True)
-    shutil.copyfile(files[RAW_CAPTIONS], ray_files[RAW_CAPTIONS])
     options = StepOptions(
         storage_root=str(ray_root),
         batch_rows=64,
+        location=str(shards),
+        image_root=None,
+        max_caption_chars=ShardSourceResource(location=str(shards)).max_caption_chars,
         paraphraser=ParaphraserResource().model_dump(exclude_none=True),
     )
-    for step in (STAGE1_PARAPHRASES, STAGE2_PARAPHRASES):
+    written: list[int] = []
+    original_write = ParquetStreamWriter.write
+
+    def counting_write(writer: ParquetStreamWriter, table: pa.Table) -> None:
+        written.append(table.num_rows)
+        original_write(writer, table)
+
+    monkeypatch.setattr(ParquetStreamWriter, "write", counting_write)
+    for step in (RAW_CAPTIONS, STAGE1_PARAPHRASES, STAGE2_PARAPHRASES):
+        written.clear()
         record = STEPS[step](KEY, options)
         assert record["error"] is None and record["data_version"] == versions[step], step
         assert ray_files[step].read_bytes() == files[step].read_bytes(), step
+        assert max(written) == 64 and sum(written) == 300, step  # streamed, 64 rows a batch
         assert pq.read_metadata(ray_files[step]).num_row_groups == 5  # 300 rows by 64
