@@ -22,7 +22,7 @@ and ``data_wait_share`` is the largest share of the loop's wall time spent waiti
 the next micro-batch (goal < 5%).
 
 Run: .venv/bin/python benchmarks/bench_data_scale.py [--sizes 100000,1000000] [--batch-rows 16384]
-[--train-max-steps N] [--no-training]
+[--train-max-steps N] [--no-training | --no-stages]
 """
 
 from __future__ import annotations
@@ -169,6 +169,30 @@ def measure(
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def measure_stages(
+    size: int,
+    work: Path,
+    rules: Path,
+    peaks: dict[str, dict[int, float]],
+    arguments: argparse.Namespace,
+) -> None:
+    from paraclip_pipeline_tests.defs.streaming import write_laion_shard
+
+    shards, root = work / f"shards-{size}", work / f"storage-{size}"
+    started = time.perf_counter()
+    write_laion_shard(shards, KEY, size)
+    print(f"{size:,} captions generated in {time.perf_counter() - started:.1f} s")
+    for stage in STAGES:
+        result = measure(stage, shards, root, rules, arguments)
+        peaks[stage][size] = result["peak_rss_mb"]
+        print(
+            f"  {stage:<20} {size / result['seconds']:>9,.0f} rows/s  "
+            f"peak RSS {result['peak_rss_mb']:7.1f} MB  ({result['seconds']:.1f} s)"
+        )
+    shutil.rmtree(shards)
+    shutil.rmtree(root)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="100000,1000000")
@@ -184,6 +208,11 @@ def main() -> None:
         action="store_true",
         help="the stages alone (a 12M-caption shard's epoch takes hours on a CPU)",
     )
+    parser.add_argument(
+        "--no-stages",
+        action="store_true",
+        help="the training half alone (the stages' ratios from a separate run)",
+    )
     parser.add_argument("--stage", help=argparse.SUPPRESS)
     parser.add_argument("--train", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--shards", help=argparse.SUPPRESS)
@@ -197,7 +226,7 @@ def main() -> None:
         run_training(arguments)
         return
 
-    from paraclip_pipeline_tests.defs.streaming import rules_without_models, write_laion_shard
+    from paraclip_pipeline_tests.defs.streaming import rules_without_models
 
     sizes = sorted(int(size) for size in arguments.sizes.split(","))
     work = Path(tempfile.mkdtemp(prefix="bench-data-scale-"))
@@ -206,19 +235,8 @@ def main() -> None:
     try:
         rules = rules_without_models(work)
         for size in sizes:
-            shards, root = work / f"shards-{size}", work / f"storage-{size}"
-            started = time.perf_counter()
-            write_laion_shard(shards, KEY, size)
-            print(f"{size:,} captions generated in {time.perf_counter() - started:.1f} s")
-            for stage in STAGES:
-                result = measure(stage, shards, root, rules, arguments)
-                peaks[stage][size] = result["peak_rss_mb"]
-                print(
-                    f"  {stage:<20} {size / result['seconds']:>9,.0f} rows/s  "
-                    f"peak RSS {result['peak_rss_mb']:7.1f} MB  ({result['seconds']:.1f} s)"
-                )
-            shutil.rmtree(shards)
-            shutil.rmtree(root)
+            if not arguments.no_stages:
+                measure_stages(size, work, rules, peaks, arguments)
             if arguments.no_training:
                 continue
             trained = measure_training(size, work, arguments)
