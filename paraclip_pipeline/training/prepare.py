@@ -55,6 +55,8 @@ BATCH_ROWS = 1 << 15
 # 16 MB of float32 at width 512: the embeddings are the wide part.
 EMBEDDING_BATCH_ROWS = 1 << 13
 DUCKDB_MEMORY_LIMIT = "256MB"
+# One thread: each thread holds its own sort runs and hash tables (``filtering.id_ranges``).
+DUCKDB_THREADS = 1
 _KEY = "__normalised"
 # An in-memory table given as a source is written here first (tests, small runs).
 Source = Sequence[ParquetTable | str | Path] | pa.Table
@@ -174,6 +176,7 @@ def _embedding_ids(embeddings: list[ParquetTable], target: Path) -> None:
 def _connect(work: Path) -> duckdb.DuckDBPyConnection:
     connection = duckdb.connect(str(work / "prepare.duckdb"))
     connection.execute(f"SET memory_limit = '{DUCKDB_MEMORY_LIMIT}'")
+    connection.execute(f"SET threads = {DUCKDB_THREADS}")
     spill = str(work / "duckdb").replace("'", "''")
     connection.execute(f"SET temp_directory = '{spill}'")
     return connection
@@ -188,28 +191,50 @@ def _check_unique(connection: duckdb.DuckDBPyConnection, relation: str, what: st
 
 
 def _train_rows(
-    connection: duckdb.DuckDBPyConnection, keyed: Path, target: Path
+    connection: duckdb.DuckDBPyConnection, keyed: Path, target: Path, positions: Path
 ) -> tuple[int, int]:
     """Write the deduplicated train rows sorted by caption_id to ``target``; returns (train
-    rows before dedup, after). Leaves table ``positioned`` (caption_id, position)."""
+    rows before dedup, after). Leaves view ``positioned`` (caption_id, position).
+
+    No window function: the dedup is a hash aggregate on two narrow columns and the rows
+    kept leave through one external sort, both of which DuckDB spills. The window form
+    (``QUALIFY row_number() OVER (PARTITION BY ...)``, then a second ``row_number()`` for
+    the positions) ran out of its 256 MB at 5M pairs (``bench_data_scale``); positions are
+    now counted while streaming the sorted file.
+    """
     connection.read_parquet(str(keyed)).create_view("keyed")
     _check_unique(connection, "keyed", "filtered pairs")
     connection.execute(
-        "CREATE TABLE positioned AS SELECT *, "
-        f"row_number() OVER (ORDER BY {schema.CAPTION_ID}) - 1 AS position FROM ("
-        "SELECT * FROM keyed "
-        f"QUALIFY row_number() OVER (PARTITION BY {_KEY} ORDER BY {schema.CAPTION_ID}) = 1)"
+        f"CREATE TABLE kept AS SELECT min({schema.CAPTION_ID}) AS {schema.CAPTION_ID} "
+        f"FROM keyed GROUP BY {_KEY}"
     )
     counts = connection.execute(
-        "SELECT (SELECT count(*) FROM keyed), (SELECT count(*) FROM positioned)"
+        "SELECT (SELECT count(*) FROM keyed), (SELECT count(*) FROM kept)"
     ).fetchone()
     assert counts is not None
     spill = str(target).replace("'", "''")
     connection.execute(
-        f"COPY (SELECT {', '.join(TRAIN_COLUMNS)} FROM positioned ORDER BY position) "
+        f"COPY (SELECT {', '.join(f'keyed.{name}' for name in TRAIN_COLUMNS)} FROM keyed "
+        f"SEMI JOIN kept USING ({schema.CAPTION_ID}) ORDER BY {schema.CAPTION_ID}) "
         f"TO '{spill}' (FORMAT parquet, ROW_GROUP_SIZE {ROW_GROUP_ROWS})"
     )
+    connection.execute("DROP TABLE kept")
+    _write_positions(target, positions)
+    connection.read_parquet(str(positions)).create_view("positioned")
     return int(counts[0]), int(counts[1])
+
+
+def _write_positions(train: Path, target: Path) -> None:
+    """(caption_id, position) of every row of the sorted ``train`` file, in its order."""
+    positions_schema = pa.schema([(schema.CAPTION_ID, pa.string()), ("position", pa.int64())])
+    position = 0
+    with pq.ParquetWriter(target, positions_schema) as writer:
+        for batch in ParquetTable(str(train)).batches(BATCH_ROWS, [schema.CAPTION_ID]):
+            numbers = pa.array(np.arange(position, position + len(batch), dtype=np.int64))
+            writer.write_table(
+                pa.Table.from_arrays([batch.column(0), numbers], schema=positions_schema)
+            )
+            position += len(batch)
 
 
 def _positions(connection: duckdb.DuckDBPyConnection, ids: Path) -> _Positions:
@@ -341,14 +366,15 @@ def _fingerprint(directory: Path) -> str:
 
 def _build(pairs: list[ParquetTable], embeddings: list[ParquetTable], staging: Path) -> dict:
     keyed, ids = staging / "keyed.parquet", staging / "embedding_ids.parquet"
+    positions = staging / "positions.parquet"
     _keyed_train_rows(pairs, keyed)
     _embedding_ids(embeddings, ids)
     with _connect(staging) as connection:
-        keyed_rows, rows = _train_rows(connection, keyed, staging / TRAIN_FILE)
+        keyed_rows, rows = _train_rows(connection, keyed, staging / TRAIN_FILE, positions)
         writer = _EmbeddingWriter(staging / EMBEDDINGS_FILE, rows)
         _fill_embeddings(embeddings, _positions(connection, ids), writer)
     dim = writer.close(staging)
-    for scratch in (keyed, ids, staging / "prepare.duckdb"):
+    for scratch in (keyed, ids, positions, staging / "prepare.duckdb"):
         scratch.unlink()
     shutil.rmtree(staging / "duckdb", ignore_errors=True)
     return {
