@@ -196,11 +196,9 @@ def _train_rows(
     """Write the deduplicated train rows sorted by caption_id to ``target``; returns (train
     rows before dedup, after). Leaves view ``positioned`` (caption_id, position).
 
-    No window function: the dedup is a hash aggregate on two narrow columns and the rows
-    kept leave through one external sort, both of which DuckDB spills. The window form
-    (``QUALIFY row_number() OVER (PARTITION BY ...)``, then a second ``row_number()`` for
-    the positions) ran out of its 256 MB at 5M pairs (``bench_data_scale``); positions are
-    now counted while streaming the sorted file.
+    A hash aggregate on two narrow columns and one external sort, both of which DuckDB
+    spills; positions are counted while streaming the sorted file. The window form (a
+    ``row_number()`` dedup, a second for positions) ran out of 256 MB at 5M pairs.
     """
     connection.read_parquet(str(keyed)).create_view("keyed")
     _check_unique(connection, "keyed", "filtered pairs")
