@@ -37,6 +37,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from paraclip_pipeline.arrow_pool import return_freed_pages
 from paraclip_pipeline.asset_names import (
     FILTERED_PAIRS,
     RAW_CAPTIONS,
@@ -47,6 +48,7 @@ from paraclip_pipeline.storage import STREAM_BATCH_ROWS
 
 STAGES = (RAW_CAPTIONS, STAGE1_PARAPHRASES, STAGE2_PARAPHRASES, FILTERED_PAIRS)
 KEY = "laion-bench"
+WARM_KEY = "laion-warm"
 TRAINING = "training"
 LOADER_WORKER = "loader worker"
 TRAIN_PROFILE = "tiny-random"
@@ -67,6 +69,7 @@ def run_stage(arguments: argparse.Namespace) -> None:
 
     from paraclip_pipeline_tests.defs.streaming import materialize_stages, use_cheap_rewriter
 
+    return_freed_pages()  # as a run worker does, importing the definitions
     use_cheap_rewriter()
     root = Path(arguments.root)
     with dg.instance_for_test() as instance:
@@ -74,7 +77,7 @@ def run_stage(arguments: argparse.Namespace) -> None:
         result = materialize_stages(
             Path(arguments.shards),
             root,
-            KEY,
+            arguments.key,
             arguments.batch_rows,
             Path(arguments.rules),
             instance,
@@ -95,6 +98,7 @@ def run_training(arguments: argparse.Namespace) -> None:
     from paraclip_pipeline.training.loop import train_text_encoder
     from paraclip_pipeline_tests.training.memory_probe import reset_peak, write_shard
 
+    return_freed_pages()
     work, profile = Path(arguments.root), get_profile(TRAIN_PROFILE)
     clip = load_clip(profile)
     pairs, embeddings = write_shard(work, arguments.train, clip.embed_dim, clip.model_id)
@@ -145,13 +149,20 @@ def measure_training(size: int, work: Path, arguments: argparse.Namespace) -> di
 
 
 def measure(
-    stage: str, shards: Path, root: Path, rules: Path, arguments: argparse.Namespace
+    stage: str,
+    shards: Path,
+    root: Path,
+    rules: Path,
+    arguments: argparse.Namespace,
+    key: str = KEY,
 ) -> dict[str, float]:
     command = [
         sys.executable,
         __file__,
         "--stage",
         stage,
+        "--key",
+        key,
         "--shards",
         str(shards),
         "--root",
@@ -182,6 +193,15 @@ def measure_stages(
     started = time.perf_counter()
     write_laion_shard(shards, KEY, size)
     print(f"{size:,} captions generated in {time.perf_counter() - started:.1f} s")
+    if arguments.warm_captions:
+        started = time.perf_counter()
+        write_laion_shard(shards, WARM_KEY, arguments.warm_captions, seed=1)
+        for stage in (RAW_CAPTIONS, STAGE1_PARAPHRASES, STAGE2_PARAPHRASES):
+            measure(stage, shards, root, rules, arguments, key=WARM_KEY)
+        print(
+            f"  cache warmed with another shard's {arguments.warm_captions:,} captions "
+            f"(both steps) in {time.perf_counter() - started:.1f} s"
+        )
     for stage in STAGES:
         result = measure(stage, shards, root, rules, arguments)
         peaks[stage][size] = result["peak_rss_mb"]
@@ -213,7 +233,16 @@ def main() -> None:
         action="store_true",
         help="the training half alone (the stages' ratios from a separate run)",
     )
+    parser.add_argument(
+        "--warm-captions",
+        type=int,
+        default=0,
+        help="paraphrase another shard of this many captions into the cache first, as in a "
+        "pipeline that has run other shards (a shard under 1M rows otherwise looks up "
+        "an empty cache only)",
+    )
     parser.add_argument("--stage", help=argparse.SUPPRESS)
+    parser.add_argument("--key", default=KEY, help=argparse.SUPPRESS)
     parser.add_argument("--train", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--shards", help=argparse.SUPPRESS)
     parser.add_argument("--root", help=argparse.SUPPRESS)

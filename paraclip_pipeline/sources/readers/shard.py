@@ -160,9 +160,10 @@ def stream_shard(
     image_base = UPath(image_root).absolute() if image_root is not None else shard_dir
 
     def parsed_batches() -> Iterator[ParsedShard]:
-        # Arrow's allocator (mimalloc) keeps freed pages for reuse; returned after each
-        # batch, raw_captions' peak on bench_data_scale's 5M-row shard went 452-466 ->
-        # 441-442 MB (100k rows: 388-397 -> 380-388), two runs each.
+        # Under mimalloc (pyarrow's default, kept where an operator chose it: arrow_pool)
+        # freed pages stay for reuse; returned after each batch, raw_captions' peak on
+        # bench_data_scale's 5M-row shard went 452-466 -> 441-442 MB (100k rows: 388-397
+        # -> 380-388), two runs each. Under jemalloc with no decay this finds nothing.
         for parsed in reader(source, batch_rows):
             yield parsed
             pa.default_memory_pool().release_unused()
