@@ -12,7 +12,13 @@ cache every 8,192 (``--chunk-size``) instead of 64, so the run measures the stag
 not 15,000 fsyncs.
 
 Baseline (same run): each stage's peak RSS at the smallest size. Goal: at the largest
-size within 1.2x of it.
+size within 1.2x of it. Each size starts with an empty cache, so a shard of under 1M rows
+(one lookup slice) looks up nothing, while every later slice of a bigger one compacts the
+cache and reads it: that lookup is most of the difference. ``--warm-captions N`` first
+runs another shard of N captions through both paraphrase steps into the same cache, as
+in a pipeline that has paraphrased other shards, so every size's lookups read a real
+cache. Arrow's pool is the pipeline's (``arrow_pool``: jemalloc); set
+``ARROW_DEFAULT_MEMORY_POOL=mimalloc`` to measure pyarrow's default instead.
 
 Training (``measure_training``, its own process per size): a shard of that many pairs
 with image embeddings of the tiny model's width (``memory_probe.write_shard``) is
@@ -22,7 +28,7 @@ and ``data_wait_share`` is the largest share of the loop's wall time spent waiti
 the next micro-batch (goal < 5%).
 
 Run: .venv/bin/python benchmarks/bench_data_scale.py [--sizes 100000,1000000] [--batch-rows 16384]
-[--train-max-steps N] [--no-training | --no-stages]
+[--train-max-steps N] [--no-training | --no-stages] [--warm-captions N]
 """
 
 from __future__ import annotations
