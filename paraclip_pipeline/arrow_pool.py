@@ -1,18 +1,21 @@
 """Which allocator Arrow uses in a pipeline process, in one place.
 
-pyarrow's default pool (mimalloc) keeps the pages a batch freed for reuse, and pages
-freed on Arrow's reader threads stay with those threads' heaps, so a streaming stage's
-resident set sits well above what it holds, and creeps: through 2M captions of stage 1
-its floor rose from about 395 to 420 MB. Arrow's jemalloc pool with no decay hands the
-pages back on free, and the floor stays flat. Measured on stage 1 (offline rewriter,
-16,384-row batches, one run each, same code): peak RSS 407 -> 338 MB at 100k captions,
-about 470 -> 400-415 MB at 2M and 504 -> 424 MB at 5M, and 2M took 117 s, not 132 s.
+pyarrow's default pool (mimalloc) keeps the pages a batch freed for reuse, so a streaming
+stage's resident set sits well above what Arrow holds, and creeps: through 2M captions of
+stage 1 its floor rose from about 395 to 420 MB (RSS sampled every 50 ms). Arrow's
+jemalloc pool with no decay hands the pages back on free, and the floor stays flat.
+``bench_data_scale --sizes 100000,2000000``, the same code on each pool, side by side,
+peak RSS at 100k / 2M captions: stage 1 408 / 476 -> 335 / 393 MB, stage 2 427 / 496 ->
+355 / 413, filtered_pairs 565 / 582 -> 463 / 533, raw_captions 349 / 359 -> 313 / 326; no
+slower (stage 1 at 2M: 139 s against 140 s). Training, 100k / 1M pairs: 1,183 / 1,289 ->
+1,121 / 1,238 MB, its loader workers 714 / 719 -> 621 / 653 MB.
 
-pyarrow fixes its default pool when it is first imported (``ARROW_DEFAULT_MEMORY_POOL``
-set later is ignored, and ``pyarrow.set_memory_pool`` reaches only the Python API, not
-the Parquet reader's own allocations), so ``prefer_jemalloc`` sets the variable and runs
-when this package is imported, before any of its modules imports pyarrow. A value the
-operator set wins; on a platform whose wheels lack jemalloc (macOS) it does nothing.
+pyarrow fixes its default pool when it is first imported: ``ARROW_DEFAULT_MEMORY_POOL``
+set later is ignored, and switching with ``pyarrow.set_memory_pool`` after the import did
+not do it (stage 1 at 2M peaked at 485 MB, against 473 on mimalloc; which allocations
+stayed on mimalloc was not traced). So ``prefer_jemalloc`` sets the variable, and runs when
+this package is imported, before any of its modules imports pyarrow. A value the operator
+set wins; on a platform whose wheels lack jemalloc (macOS) it does nothing.
 """
 
 from __future__ import annotations

@@ -14,8 +14,7 @@ import pytest
 
 from paraclip_pipeline.arrow_pool import ARROW_POOL_ENV
 
-# Reads a Parquet file through the C++ reader (not only the Python API) and says which
-# pool holds the table.
+# Reads a Parquet file and says which pool is the default and which holds the table.
 PROBE = """
 import sys
 {imports}
