@@ -175,7 +175,8 @@ def text_encoder_checkpoint(
     from paraclip_pipeline.training.checkpoint import adopt_unfinished
     from paraclip_pipeline.training.distributed import write_job
     from paraclip_pipeline.training.loop import DistContext, TrainResult, run_training
-    from paraclip_pipeline.training.prepare import prepare_training_data, prepared_dir_for
+    from paraclip_pipeline.training.prepare import prepare_training_data
+    from paraclip_pipeline.training.prepared import prepared_dir_for
 
     filtered_pairs, excluded = select_trainable(context, filtered_pairs)
     if not filtered_pairs:

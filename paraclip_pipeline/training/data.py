@@ -16,7 +16,7 @@ from paraclip_pipeline.modeling.factory import LoadedClip
 from paraclip_pipeline.training.config import TrainConfig
 
 if TYPE_CHECKING:
-    from paraclip_pipeline.training.prepare import PreparedData
+    from paraclip_pipeline.training.prepared import PreparedData
 
 
 class TrainingDataError(ValueError):

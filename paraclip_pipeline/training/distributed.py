@@ -25,7 +25,7 @@ from paraclip_pipeline.modeling.profiles import ModelProfile
 from paraclip_pipeline.storage import write_text_atomic
 from paraclip_pipeline.training.config import TrainConfig
 from paraclip_pipeline.training.loop import DistContext, LogFn, run_training
-from paraclip_pipeline.training.prepare import PreparedData
+from paraclip_pipeline.training.prepared import PreparedData
 
 JOB_FILE = "job.json"
 

@@ -48,12 +48,8 @@ from paraclip_pipeline.training.data import check_image_embeddings, micro_batch_
 from paraclip_pipeline.training.loss_plan import plan_losses
 from paraclip_pipeline.training.losses import LossTerms, ParaClipLoss
 from paraclip_pipeline.training.optim import freeze_image_tower, make_optimizer, make_scheduler
-from paraclip_pipeline.training.prepare import (
-    PreparedData,
-    Source,
-    prepare_training_data,
-    prepared_dir_for,
-)
+from paraclip_pipeline.training.prepare import Source, prepare_training_data
+from paraclip_pipeline.training.prepared import PreparedData, prepared_dir_for
 from paraclip_pipeline.training.step import TextFeatures, forward_backward, mean_terms, seed_step
 from paraclip_pipeline.training.stream import micro_batches
 

@@ -26,7 +26,6 @@ import hashlib
 import json
 import shutil
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -42,12 +41,15 @@ from paraclip_pipeline.filtering.features import normalised_text
 from paraclip_pipeline.storage import ParquetTable, write_parquet_atomic
 from paraclip_pipeline.training.checkpoint import atomic_directory
 from paraclip_pipeline.training.data import TrainingDataError
+from paraclip_pipeline.training.prepared import (
+    EMBEDDINGS_FILE,
+    HAS_IMAGE_FILE,
+    META_FILE,
+    TRAIN_COLUMNS,
+    TRAIN_FILE,
+    PreparedData,
+)
 
-TRAIN_FILE = "train.parquet"
-EMBEDDINGS_FILE = "image_embeddings.npy"
-HAS_IMAGE_FILE = "has_image.npy"
-META_FILE = "prepared.json"
-TRAIN_COLUMNS = [schema.CAPTION_ID, schema.TEXT, schema.PARAPHRASE_1, schema.PARAPHRASE_2]
 EMBEDDING_COLUMNS = schema.IMAGE_EMBEDDINGS_SCHEMA.names
 # Small row groups: the loader reads one shuffle window (a row range) at a time.
 ROW_GROUP_ROWS = 8192
@@ -60,54 +62,6 @@ DUCKDB_THREADS = 1
 _KEY = "__normalised"
 # An in-memory table given as a source is written here first (tests, small runs).
 Source = Sequence[ParquetTable | str | Path] | pa.Table
-
-
-@dataclass(frozen=True)
-class PreparedData:
-    """The prepared train rows on disk and what training needs to know about them."""
-
-    directory: str
-    rows: int
-    dim: int
-    rows_with_image: int
-    image_embedding_models: frozenset[str]
-    rows_without_embedding_row: int
-    # Train rows dropped because a smaller caption_id had the same normalised caption.
-    duplicate_captions_dropped: int
-    fingerprint: str
-    sources: list[str]
-
-    def __len__(self) -> int:
-        return self.rows
-
-    @property
-    def train_path(self) -> Path:
-        return Path(self.directory) / TRAIN_FILE
-
-    def image_rows(self, rows: np.ndarray) -> np.ndarray:
-        """Embedding rows ``rows`` (float32, a copy) read through a mapping of the .npy that
-        is dropped at once: the process never keeps the file's pages resident."""
-        if not self.dim:
-            return np.zeros((len(rows), 0), np.float32)
-        return np.array(np.load(Path(self.directory) / EMBEDDINGS_FILE, mmap_mode="r")[rows])
-
-    def has_image(self) -> np.ndarray:
-        """(rows,) bool, one byte a row."""
-        return np.load(Path(self.directory) / HAS_IMAGE_FILE)
-
-    @classmethod
-    def open(cls, directory: Path) -> PreparedData:
-        meta = json.loads((Path(directory) / META_FILE).read_text(encoding="utf-8"))
-        models = frozenset(meta.pop("image_embedding_models"))
-        directory = str(Path(directory).resolve())
-        return cls(**meta, image_embedding_models=models, directory=directory)
-
-    def remove(self) -> None:
-        shutil.rmtree(self.directory, ignore_errors=True)
-
-
-def prepared_dir_for(output_dir: Path) -> Path:
-    return Path(output_dir).with_name(f"{Path(output_dir).name}.train-data")
 
 
 def _handles(source: Source, work: Path, name: str) -> list[ParquetTable]:

@@ -25,7 +25,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from paraclip_pipeline.training.data import window_orders
-from paraclip_pipeline.training.prepare import TRAIN_COLUMNS, PreparedData
+from paraclip_pipeline.training.prepared import TRAIN_COLUMNS, PreparedData
 
 Tokenizer = Callable[[list[str]], torch.Tensor]
 TEXT_COLUMNS = TRAIN_COLUMNS[1:]  # caption, T', T''

@@ -12,7 +12,7 @@ import pyarrow as pa
 
 from paraclip_pipeline import schema
 from paraclip_pipeline.filtering.features import normalised_text
-from paraclip_pipeline.training.prepare import TRAIN_COLUMNS
+from paraclip_pipeline.training.prepared import TRAIN_COLUMNS
 
 
 def in_memory_rows(pairs: pa.Table, embeddings: pa.Table) -> tuple[pl.DataFrame, np.ndarray]:

@@ -12,7 +12,8 @@ from paraclip_pipeline.modeling.checkpoint_format import WEIGHTS_FILE
 from paraclip_pipeline.modeling.profiles import get_profile
 from paraclip_pipeline.training.distributed import build_torchrun_command, write_job
 from paraclip_pipeline.training.loop import TrainResult, train_text_encoder
-from paraclip_pipeline.training.prepare import prepare_training_data, prepared_dir_for
+from paraclip_pipeline.training.prepare import prepare_training_data
+from paraclip_pipeline.training.prepared import prepared_dir_for
 
 PROFILE = get_profile("tiny-random")
 
