@@ -9,6 +9,9 @@ compaction, the lookup over the compacted segment (goal < 10 s), and one lookup 
 in, and the whole shard through the stage's path (``StageRun.process_shard``: one lookup
 per shard; misses left unanswered, so only lookups are timed).
 The pyarrow scan that DuckDB's semi join replaced: see ``paraphrase/cache.py``.
+This script imports pyarrow before the package, so Arrow keeps pyarrow's default pool
+(mimalloc) unless ``ARROW_DEFAULT_MEMORY_POOL=jemalloc`` is set, as the pipeline's
+processes do (``arrow_pool``); the README's figures say which they used.
 
 Run: .venv/bin/python benchmarks/bench_paraphrase_cache.py [--answers 10000000]
 [--shard 1000000] [--keep /tmp/paraclip-cache-10m]
