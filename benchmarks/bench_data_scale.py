@@ -43,7 +43,6 @@ import tempfile
 import time
 from pathlib import Path
 
-from paraclip_pipeline.arrow_pool import return_freed_pages
 from paraclip_pipeline.asset_names import (
     FILTERED_PAIRS,
     RAW_CAPTIONS,
@@ -75,7 +74,6 @@ def run_stage(arguments: argparse.Namespace) -> None:
 
     from paraclip_pipeline_tests.defs.streaming import materialize_stages, use_cheap_rewriter
 
-    return_freed_pages()  # as a run worker does, importing the definitions
     use_cheap_rewriter()
     root = Path(arguments.root)
     with dg.instance_for_test() as instance:
@@ -104,7 +102,6 @@ def run_training(arguments: argparse.Namespace) -> None:
     from paraclip_pipeline.training.loop import train_text_encoder
     from paraclip_pipeline_tests.training.memory_probe import reset_peak, write_shard
 
-    return_freed_pages()
     work, profile = Path(arguments.root), get_profile(TRAIN_PROFILE)
     clip = load_clip(profile)
     pairs, embeddings = write_shard(work, arguments.train, clip.embed_dim, clip.model_id)

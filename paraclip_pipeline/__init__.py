@@ -4,9 +4,9 @@ Plain modules (sources, paraphrase, filtering, modeling, training, evaluation, l
 never import Dagster; ``defs/`` wires them into software-defined assets.
 """
 
-from paraclip_pipeline.arrow_pool import prefer_jemalloc
+from paraclip_pipeline.arrow_pool import use_jemalloc
 
 # Before any module of the package imports pyarrow, which fixes its allocator then.
-prefer_jemalloc()
+use_jemalloc()
 
 __version__ = "0.1.0"

@@ -13,9 +13,11 @@ slower (stage 1 at 2M: 139 s against 140 s). Training, 100k / 1M pairs: 1,183 / 
 pyarrow fixes its default pool when it is first imported: ``ARROW_DEFAULT_MEMORY_POOL``
 set later is ignored, and switching with ``pyarrow.set_memory_pool`` after the import did
 not do it (stage 1 at 2M peaked at 485 MB, against 473 on mimalloc; which allocations
-stayed on mimalloc was not traced). So ``prefer_jemalloc`` sets the variable, and runs when
-this package is imported, before any of its modules imports pyarrow. A value the operator
-set wins; on a platform whose wheels lack jemalloc (macOS) it does nothing.
+stayed on mimalloc was not traced). So ``use_jemalloc`` sets the variable, and runs when
+this package is imported, before any of its modules imports pyarrow, then sets the decay:
+one call, in the package's ``__init__``, covers every process that runs pipeline code (code
+server, run workers, the CLI, Ray and torchrun workers). A value the operator set wins; on a
+platform whose wheels lack jemalloc (macOS) it does nothing.
 """
 
 from __future__ import annotations
@@ -27,18 +29,14 @@ ARROW_POOL_ENV = "ARROW_DEFAULT_MEMORY_POOL"
 POOL = "jemalloc"
 
 
-def prefer_jemalloc() -> None:
-    """Idempotent; a no-op once pyarrow is imported (its pool is fixed by then)."""
+def use_jemalloc() -> str:
+    """Idempotent. Returns the pool's backend name: pyarrow's default where pyarrow was
+    imported before this package (its pool is fixed by then) or an operator chose one."""
     if sys.platform == "linux" and "pyarrow" not in sys.modules:
         os.environ.setdefault(ARROW_POOL_ENV, POOL)
-
-
-def return_freed_pages() -> str:
-    """Make the jemalloc pool give freed pages back at once (its default waits a second);
-    call where a stage's process starts. Returns the pool's backend name."""
     import pyarrow as pa
 
     backend = pa.default_memory_pool().backend_name
     if backend == POOL:
-        pa.jemalloc_set_decay_ms(0)
+        pa.jemalloc_set_decay_ms(0)  # freed pages go back at once (the default waits 1 s)
     return backend

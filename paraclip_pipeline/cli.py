@@ -20,13 +20,11 @@ OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_
 
 
 def _offline() -> None:
-    from paraclip_pipeline.arrow_pool import return_freed_pages
     from paraclip_pipeline.quiet import silence_model_chatter
 
     for key, value in OFFLINE_ENV.items():
         os.environ.setdefault(key, value)
     silence_model_chatter()
-    return_freed_pages()
 
 
 def describe_data(location: str, shards: Sequence[Any]) -> str:

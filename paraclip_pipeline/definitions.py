@@ -4,7 +4,6 @@ import warnings
 
 import dagster as dg
 
-from paraclip_pipeline.arrow_pool import return_freed_pages
 from paraclip_pipeline.defs.automation import (
     automation_sensor,
     build_nightly_refresh,
@@ -30,9 +29,8 @@ from paraclip_pipeline.filtering.rules import load_rules
 from paraclip_pipeline.quiet import silence_model_chatter
 from paraclip_pipeline.settings import Settings
 
-# Every run worker imports this module before any model loads or any stage allocates.
+# Every run worker imports this module before any model loads.
 silence_model_chatter()
-return_freed_pages()
 # Output(data_version=...) is how a per-shard asset reports its content hash; Dagster marks
 # the parameter beta, which is noise in every run log.
 warnings.filterwarnings("ignore", category=dg.BetaWarning)

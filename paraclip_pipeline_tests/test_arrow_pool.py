@@ -57,9 +57,7 @@ needs_jemalloc = pytest.mark.skipif(
 def test_importing_the_package_puts_arrow_on_jemalloc(tmp_path: Path) -> None:
     assert _pools(tmp_path, "") != ["jemalloc", "jemalloc"]  # pyarrow's own default differs
     assert _pools(tmp_path, "import paraclip_pipeline") == ["jemalloc", "jemalloc"]
-    code = (
-        "from paraclip_pipeline.arrow_pool import return_freed_pages\nprint(return_freed_pages())"
-    )
+    code = "from paraclip_pipeline.arrow_pool import use_jemalloc\nprint(use_jemalloc())"
     assert _pools(tmp_path, code)[0] == "jemalloc"
 
 

@@ -242,10 +242,8 @@ def run_step_safely(
 ) -> ShardRecord:
     """``STEPS[step]`` for one shard; an exception becomes the record's ``error`` (with the
     exception's own message, which names the file) so the batch's other shards still land."""
-    from paraclip_pipeline.arrow_pool import return_freed_pages
     from paraclip_pipeline.sources import ShardReadError, find_shard, shard_content_hash
 
-    return_freed_pages()  # a Ray worker never imports the definitions
     empty = dict.fromkeys(RECORD_FIELDS)
     try:
         return STEPS[step](shard_key, options, **step_kwargs)

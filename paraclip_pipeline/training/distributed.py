@@ -122,11 +122,9 @@ def run_job_rank(job: dict[str, Any], job_path: Path, context: DistContext) -> N
 
 
 def main(argv: list[str] | None = None) -> int:
-    from paraclip_pipeline.arrow_pool import return_freed_pages
     from paraclip_pipeline.quiet import silence_model_chatter
 
     silence_model_chatter()
-    return_freed_pages()
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--job", type=Path, required=True, help="job.json written by write_job")
     args = parser.parse_args(argv)
