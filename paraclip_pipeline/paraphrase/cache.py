@@ -58,6 +58,7 @@ from paraclip_pipeline.paraphrase.cache_files import (
 )
 from paraclip_pipeline.paraphrase.cache_lookup import (
     FIRST_OF_EACH_KEY,
+    KEY_THREADS,
     bounded_duckdb,
     in_range,
     key_ranges,
@@ -192,7 +193,7 @@ class ParaphraseCache:
         scratch directory beside ``target``); ``merge_sorted`` puts them in row order.
         """
         with tempfile.TemporaryDirectory(prefix="lookup-", dir=target.parent) as scratch:
-            with bounded_duckdb() as connection:
+            with bounded_duckdb(KEY_THREADS) as connection:
                 keyed = write_keyed_ranges(
                     connection, positions, rows, self.namespace, Path(scratch)
                 )
