@@ -17,7 +17,8 @@ stayed on mimalloc was not traced). So ``use_jemalloc`` sets the variable, and r
 this package is imported, before any of its modules imports pyarrow, then sets the decay:
 one call, in the package's ``__init__``, covers every process that runs pipeline code (code
 server, run workers, the CLI, Ray and torchrun workers). A value the operator set wins; on a
-platform whose wheels lack jemalloc (macOS) it does nothing.
+platform whose wheels lack jemalloc (macOS) it does nothing. Processes started elsewhere
+that import pyarrow first (Ray workers) get the choice through ``worker_env``.
 """
 
 from __future__ import annotations
@@ -40,3 +41,10 @@ def use_jemalloc() -> str:
     if backend == POOL:
         pa.jemalloc_set_decay_ms(0)  # freed pages go back at once (the default waits 1 s)
     return backend
+
+
+def worker_env() -> dict[str, str]:
+    """The pool's variable as this process has it (the package's choice or the operator's),
+    for workers started on other nodes; empty where neither set one."""
+    chosen = os.environ.get(ARROW_POOL_ENV)
+    return {ARROW_POOL_ENV: chosen} if chosen else {}

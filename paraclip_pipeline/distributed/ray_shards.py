@@ -22,6 +22,7 @@ from collections.abc import Callable
 
 import pyarrow as pa
 
+from paraclip_pipeline.distributed.ray_cluster import join_cluster
 from paraclip_pipeline.distributed.shard_steps import (
     PARAPHRASE_STEPS,
     RECORD_FIELDS,
@@ -103,7 +104,7 @@ def run_step_on_ray(
         raise ValueError(f"no Ray implementation of step {step!r}; known: {sorted(STEPS)}")
     if not shard_keys:
         return []
-    ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
+    join_cluster(address)
     items = ray.data.from_items(
         [{"shard": key} for key in shard_keys], override_num_blocks=len(shard_keys)
     )

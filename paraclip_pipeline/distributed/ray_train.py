@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from paraclip_pipeline.distributed.ray_cluster import join_cluster
 from paraclip_pipeline.training.distributed import read_job, run_job_rank
 
 
@@ -54,7 +55,6 @@ def _train_worker(job_config: dict[str, Any]) -> None:
 def train_on_ray(job_path: Path, spec: RayTrainSpec) -> None:
     """Run the job on ``spec.num_workers`` Ray Train workers; returns when rank 0 has written
     the checkpoint (read it back with ``TrainResult.from_checkpoint_dir``)."""
-    import ray
     from ray.train import FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
@@ -62,7 +62,7 @@ def train_on_ray(job_path: Path, spec: RayTrainSpec) -> None:
     read_job(job_path)  # a bad job file fails here, with its name, not in N workers
     use_gpu = spec.gpus_per_worker > 0
     resources = {"CPU": spec.cpus_per_worker, **({"GPU": spec.gpus_per_worker} if use_gpu else {})}
-    ray.init(address=spec.address, ignore_reinit_error=True, log_to_driver=False)
+    join_cluster(spec.address)
     trainer = TorchTrainer(
         _train_worker,
         train_loop_config={"job_path": str(job_path), "use_gpu": use_gpu},
