@@ -36,7 +36,7 @@ HIT_READ_ROWS = 1 << 16
 # Rows of a shard looked up in one pass: a 1M-caption shard is one lookup of 16 key
 # ranges. A bigger shard is looked up a slice at a time, each slice when the stream
 # reaches it (so it finds what this run committed before it), because the merge of a
-# slice's ranges holds a few thousand rows per range (``cache.MERGE_READ_ROWS``).
+# slice's ranges holds a few thousand rows per range (``cache_lookup.MERGE_READ_ROWS``).
 LOOKUP_SLICE_ROWS = 1 << 20
 
 
