@@ -139,7 +139,10 @@ def write_keyed_ranges(
     ).to_arrow_reader(SEGMENT_ROW_GROUP)
     paths = [scratch / f"keyed-{number}.parquet" for number in range(len(ranges))]
     with contextlib.ExitStack() as stack:
-        writers = [stack.enter_context(pq.ParquetWriter(path, reader.schema)) for path in paths]
+        writers = [
+            stack.enter_context(pq.ParquetWriter(path, reader.schema, use_dictionary=False))
+            for path in paths
+        ]
         for batch in reader:
             numbers = range_numbers(batch.column(KEY), bounds)
             for number in np.unique(numbers):
