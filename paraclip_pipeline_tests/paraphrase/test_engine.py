@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from paraclip_pipeline.paraphrase.backends.base import (
 )
 from paraclip_pipeline.paraphrase.cache import CachedAnswer, ParaphraseCache
 from paraclip_pipeline.paraphrase.config import ParaphraserConfig
-from paraclip_pipeline.paraphrase.engine import run_paraphrase_stage
+from paraclip_pipeline.paraphrase.engine import PYTHON_WHITESPACE, run_paraphrase_stage
 from paraclip_pipeline.paraphrase.errors import ParaphraseInputError
 from paraclip_pipeline_tests.paraphrase.builders import stage1_rows
 
@@ -149,6 +150,21 @@ def test_bad_input_names_row_and_column(tmp_path: Path) -> None:
             cache_dir=tmp_path,
             backend=RecordingBackend(CONFIG),
         )
+
+
+def test_blank_means_what_str_strip_says(tmp_path: Path) -> None:
+    """The usable-but-empty check runs in Arrow over a copy of Python's whitespace."""
+    every = "".join(char for char in map(chr, range(sys.maxunicode + 1)) if char.isspace())
+    assert every == PYTHON_WHITESPACE
+    for blank in ["\u3000\x1c\t", "\x85\xa0"]:
+        with pytest.raises(ParaphraseInputError, match=r"row 2 \(caption_id='c0002'\)"):
+            run_paraphrase_stage(
+                stage1_rows(["fine", "\u200b zero-width is not space", blank]),
+                stage=1,
+                config=CONFIG,
+                cache_dir=tmp_path,
+                backend=RecordingBackend(CONFIG),
+            )
 
 
 def test_errors_are_not_cached(tmp_path: Path) -> None:
