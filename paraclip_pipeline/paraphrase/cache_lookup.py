@@ -15,9 +15,7 @@ range query rescans the whole shard's keys (16 rescans of a 1M-row slice cost ab
 ``merge_sorted`` puts them back in row order. IPC, not Parquet, between the two: nothing
 to encode or decode for files read once (with Parquet the stage path of a 1M shard
 against 10M answers took 9.2 s, with IPC 7.6 s on two threads). The range queries run on
-one thread (``LOOKUP_THREADS``), because DuckDB's Parquet scan is what holds memory in a
-lookup: +140 MB over the floor on two threads, +111 MB on one (a 1M-row slice against a
-2M-answer cache), for 1.4 s more per 1M shard.
+one thread (``LOOKUP_THREADS`` says why).
 """
 
 from __future__ import annotations
@@ -50,8 +48,10 @@ from paraclip_pipeline.storage import rebatched
 # shard's size.
 BUCKET_KEYS = 1 << 16
 LOOKUP_MEMORY_LIMIT = "96MB"
-# A range query on one thread: DuckDB's Parquet scan held about 27 MB more on two (a 1M-row
-# slice against a 2M-answer cache: 113 against 140 MB over the floor), for 0.1 s a query.
+# A range query on one thread: DuckDB's Parquet scan is what holds memory in a lookup, and
+# held about 30 MB more on two (a 1M-row slice of new texts against a 2M-answer cache: the
+# range queries' high-water mark 111 against 140 MB over the process's start), for about
+# 0.1 s more a query (1.4 s a 1M shard against 10M answers).
 LOOKUP_THREADS = 1
 # Hashing a slice's texts into keys is CPU work that two threads halve, in little memory.
 KEY_THREADS = 2
