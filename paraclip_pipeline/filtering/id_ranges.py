@@ -34,6 +34,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from paraclip_pipeline import schema
+from paraclip_pipeline.duckdb_connection import bounded_connection
 from paraclip_pipeline.filtering.apply import FilterInputError
 from paraclip_pipeline.hex_ranges import range_bounds, range_count, range_numbers
 
@@ -127,18 +128,8 @@ def _registered(
 
 
 def connect(work_dir: Path) -> duckdb.DuckDBPyConnection:
-    """A DuckDB bounded in memory and threads that spills to ``work_dir``. Its external
-    file cache is off: it keeps the Parquet bytes each query reads (16 range files of a
-    1M-row shard read one after the other grew the process by 6 MB a range)."""
-    return duckdb.connect(
-        config={
-            "memory_limit": DUCKDB_MEMORY_LIMIT,
-            "threads": DUCKDB_THREADS,
-            "temp_directory": str(work_dir / "duckdb"),
-            "preserve_insertion_order": False,
-            "enable_external_file_cache": False,
-        }
-    )
+    """The filter's bounded DuckDB, spilling under ``work_dir``."""
+    return bounded_connection(DUCKDB_MEMORY_LIMIT, DUCKDB_THREADS, work_dir / "duckdb")
 
 
 def id_bounds(rows: int) -> list[str]:

@@ -31,6 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from paraclip_pipeline.duckdb_connection import bounded_connection
 from paraclip_pipeline.hex_ranges import range_bounds, range_count, range_numbers
 from paraclip_pipeline.paraphrase.cache_files import (
     ANSWER,
@@ -99,24 +100,12 @@ def in_range(keys: pa.Array, low: str, high: str) -> pa.Array:
 
 @contextlib.contextmanager
 def bounded_duckdb(threads: int = LOOKUP_THREADS) -> Iterator[duckdb.DuckDBPyConnection]:
-    """An in-memory DuckDB that spills to a private temporary directory past
-    ``LOOKUP_MEMORY_LIMIT``, on ``threads`` threads (DuckDB's default is 80 % of RAM and a
-    thread per core)."""
+    """A DuckDB at ``LOOKUP_MEMORY_LIMIT`` on ``threads`` threads, spilling to a private
+    temporary directory removed afterwards."""
     with (
         tempfile.TemporaryDirectory(prefix="paraclip-cache-") as spill,
-        duckdb.connect(
-            config={
-                "memory_limit": LOOKUP_MEMORY_LIMIT,
-                "threads": threads,
-                "temp_directory": spill,
-                "preserve_insertion_order": False,
-                # It keeps the bytes of every Parquet file read (about 6 MB more per range
-                # query in the filter), for reads that never repeat here.
-                "enable_external_file_cache": False,
-            }
-        ) as connection,
+        bounded_connection(LOOKUP_MEMORY_LIMIT, threads, Path(spill)) as connection,
     ):
-        connection.execute("SET enable_progress_bar = false")
         yield connection
 
 
